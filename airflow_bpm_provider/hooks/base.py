@@ -1,0 +1,438 @@
+"""BpmHook: the connection, HTTP session, auth, retries, error mapping and paging every hook shares."""
+
+from __future__ import annotations
+
+import abc
+import base64
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_bpm_provider.exceptions import (
+    BpmConnectionError,
+    BpmError,
+    error_class_for_status,
+    scrub,
+    shorten,
+)
+from airflow_bpm_provider.hooks.http import Flow, Reply, Request, TransportError
+from airflow_bpm_provider.hooks.retry import RetryPolicy
+from airflow_bpm_provider.hooks.settings import ConnectionSettings
+
+if TYPE_CHECKING:
+    from airflow_bpm_provider.hooks.http import AsyncTransport, SyncTransport
+    from airflow_bpm_provider.models import ProcessFile, ProcessInstance, Task
+
+T = TypeVar("T")
+
+
+class BpmHook(BaseHook, abc.ABC):
+    """The contract every BPM hook implements; operators, sensors and triggers only use this.
+
+    Subclasses describe each API call as a flow (see :mod:`airflow_bpm_provider.hooks.http`), so
+    :meth:`get_process` and :meth:`list_tasks` also have async twins for triggers at no extra cost.
+    """
+
+    conn_name_attr = "bpm_conn_id"
+    default_conn_name = "bpm_default"
+    conn_type = ""
+    hook_name = ""
+    system = "BPM"
+
+    def __init__(
+        self,
+        bpm_conn_id: str = default_conn_name,
+        *,
+        connection: Any = None,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        if not bpm_conn_id or not isinstance(bpm_conn_id, str):
+            raise BpmError(f"a connection id is required, got {bpm_conn_id!r}")
+        self.bpm_conn_id = bpm_conn_id
+        self._connection = connection
+        self._retry_policy = retry_policy
+        self._sleep = sleep
+        self._transport: SyncTransport | None = None
+        self._async_transport: AsyncTransport | None = None
+
+    # ---- connection -------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> ConnectionSettings:
+        conn = self._connection if self._connection is not None else self.get_connection(self.bpm_conn_id)
+        settings = ConnectionSettings.from_connection(conn, conn_id=self.bpm_conn_id)
+        self._mask(settings.password)
+        self._mask(self._basic_credentials(settings))
+        return settings
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        if self._retry_policy is not None:
+            return self._retry_policy
+        s = self.settings
+        return RetryPolicy(
+            max_attempts=s.max_retries, initial_delay=s.retry_delay, max_delay=s.retry_max_delay
+        )
+
+    @staticmethod
+    def _mask(secret: str | None) -> None:
+        if not secret:
+            return
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        mask_secret(secret)
+
+    @staticmethod
+    def _basic_credentials(settings: ConnectionSettings) -> str | None:
+        if settings.auth_type != "basic" or settings.login is None or settings.password is None:
+            return None
+        return base64.b64encode(f"{settings.login}:{settings.password}".encode()).decode("ascii")
+
+    def _auth_headers(self, request: Request, session: Mapping[str, str] | None) -> dict[str, str]:
+        """Pre-emptive credentials for every request (Questetra sends no challenge to answer)."""
+        if self.settings.auth_type == "bearer":
+            return {"Authorization": f"Bearer {self.settings.password}"}
+        return {"Authorization": f"Basic {self._basic_credentials(self.settings)}"}
+
+    def _login_flow(self) -> Flow[dict[str, str]] | None:
+        """Session-based dialects return a flow that logs in and yields the session's extra headers."""
+        return None
+
+    # ---- running flows ----------------------------------------------------------------------
+
+    def _sync_transport(self) -> SyncTransport:
+        if self._transport is None:
+            from airflow_bpm_provider.hooks.http import SyncTransport
+
+            s = self.settings
+            self._transport = SyncTransport(s.base_url, verify=s.verify, timeout=s.timeout)
+        return self._transport
+
+    def _async_transport_for_loop(self) -> AsyncTransport:
+        if self._async_transport is None:
+            from airflow_bpm_provider.hooks.http import AsyncTransport
+
+            s = self.settings
+            self._async_transport = AsyncTransport(s.base_url, verify=s.verify, timeout=s.timeout)
+        return self._async_transport
+
+    def _run(self, flow: Flow[T]) -> T:
+        """Drive a flow with the blocking transport."""
+        try:
+            request = next(flow)
+            while True:
+                try:
+                    reply = self._send(request)
+                except BpmError as exc:
+                    request = flow.throw(exc)
+                else:
+                    request = flow.send(reply)
+        except StopIteration as stop:
+            return stop.value
+
+    async def _arun(self, flow: Flow[T]) -> T:
+        """Drive a flow with the async transport (triggers)."""
+        try:
+            request = next(flow)
+            while True:
+                try:
+                    reply = await self._asend(request)
+                except BpmError as exc:
+                    request = flow.throw(exc)
+                else:
+                    request = flow.send(reply)
+        except StopIteration as stop:
+            return stop.value
+
+    def request(self, request: Request) -> Reply:
+        """Send one request with auth, retries and error mapping; raises BpmError on failure."""
+        return self._send(request)
+
+    def _send(self, request: Request) -> Reply:
+        transport = self._sync_transport()
+        attempt, relogged = 0, False
+        while True:
+            attempt += 1
+            if request.authenticate and transport.session_headers is None:
+                login = self._login_flow()
+                transport.session_headers = self._run(login) if login is not None else {}
+            headers = self._headers_for(request, transport.session_headers)
+            try:
+                reply = transport.send(request, headers)
+            except TransportError as exc:
+                delay = self.retry_policy.delay_after_error(request, exc, attempt)
+                if delay is None:
+                    raise self._transport_failure(request, exc, attempt) from None
+                self._log_retry(request, str(exc), delay, attempt)
+                self._sleep(delay)
+                continue
+            action = self._after_reply(request, reply, attempt, relogged)
+            if action == "relogin":
+                relogged = True
+                transport.session_headers = None
+                transport.clear_cookies()
+                continue
+            if isinstance(action, float):
+                reply.close()
+                self._log_retry(request, f"HTTP {reply.status}", action, attempt)
+                self._sleep(action)
+                continue
+            return reply
+
+    async def _asend(self, request: Request) -> Reply:
+        import asyncio
+
+        transport = self._async_transport_for_loop()
+        attempt, relogged = 0, False
+        while True:
+            attempt += 1
+            if request.authenticate and transport.session_headers is None:
+                login = self._login_flow()
+                transport.session_headers = await self._arun(login) if login is not None else {}
+            headers = self._headers_for(request, transport.session_headers)
+            try:
+                reply = await transport.send(request, headers)
+            except TransportError as exc:
+                delay = self.retry_policy.delay_after_error(request, exc, attempt)
+                if delay is None:
+                    raise self._transport_failure(request, exc, attempt) from None
+                self._log_retry(request, str(exc), delay, attempt)
+                await asyncio.sleep(delay)
+                continue
+            action = self._after_reply(request, reply, attempt, relogged)
+            if action == "relogin":
+                relogged = True
+                transport.session_headers = None
+                transport.clear_cookies()
+                continue
+            if isinstance(action, float):
+                self._log_retry(request, f"HTTP {reply.status}", action, attempt)
+                await asyncio.sleep(action)
+                continue
+            return reply
+
+    def _headers_for(self, request: Request, session: Mapping[str, str] | None) -> dict[str, str]:
+        headers = dict(request.headers)
+        if request.authenticate:
+            headers.update(self._auth_headers(request, session))
+        return headers
+
+    def _after_reply(
+        self, request: Request, reply: Reply, attempt: int, relogged: bool
+    ) -> Reply | str | float:
+        """What to do with an answer: keep it, log in again, wait and retry (seconds), or raise."""
+        if reply.ok:
+            return reply
+        if reply.status == 401 and request.authenticate and not relogged and self._login_flow_available():
+            self.log.info("%s session expired (HTTP 401); logging in again once", self.system)
+            return "relogin"
+        delay = self.retry_policy.delay_after_reply(request, reply, attempt)
+        if delay is not None:
+            return float(delay)
+        if reply.stream is not None:
+            reply.close()
+        raise self._error_for(request, reply)
+
+    def _login_flow_available(self) -> bool:
+        return type(self)._login_flow is not BpmHook._login_flow
+
+    def _log_retry(self, request: Request, why: str, delay: float, attempt: int) -> None:
+        self.log.warning(
+            "%s %s %s failed (%s); retrying in %.1f s (attempt %d of %d)",
+            self.system,
+            request.method,
+            request.path,
+            scrub(why, self.settings.secrets),
+            delay,
+            attempt + 1,
+            self.retry_policy.max_attempts,
+        )
+
+    # ---- errors -----------------------------------------------------------------------------
+
+    def _server_message(self, reply: Reply) -> str:
+        """The server's own explanation; dialects with a known error body override this."""
+        try:
+            body = reply.json()
+        except ValueError:
+            return reply.text
+        if isinstance(body, dict):
+            for key in ("message", "errorMessage", "error_description", "error", "exception"):
+                if body.get(key):
+                    return str(body[key])
+            if body.get("errors"):
+                return str(body["errors"])
+        return reply.text
+
+    def _error_details(self, reply: Reply) -> list[str]:
+        return []
+
+    def _error_for(self, request: Request, reply: Reply) -> BpmError:
+        secrets = self.settings.secrets
+        message = shorten(scrub(self._server_message(reply), secrets))
+        details = [shorten(scrub(detail, secrets), 300) for detail in self._error_details(reply)]
+        cls = error_class_for_status(reply.status)
+        summary = {
+            401: "authentication failed: check the connection's login and password or token",
+            403: "permission denied for this user",
+            404: "not found",
+            409: "conflict with the current state",
+            429: "rate limited by the server after every retry",
+        }.get(reply.status, "request failed")
+        return cls(
+            summary,
+            system=self.system,
+            conn_id=self.bpm_conn_id,
+            method=request.method,
+            path=request.path,
+            status=reply.status,
+            server_message=message or None,
+            details=details,
+        )
+
+    def _transport_failure(self, request: Request, exc: TransportError, attempt: int) -> BpmConnectionError:
+        hint = (
+            ""
+            if request.safe_to_repeat or not exc.sent
+            else " (not re-sent: the server may have acted on it)"
+        )
+        return BpmConnectionError(
+            f"no answer after {attempt} attempt(s){hint}",
+            system=self.system,
+            conn_id=self.bpm_conn_id,
+            method=request.method,
+            path=request.path,
+            server_message=scrub(str(exc), self.settings.secrets),
+        )
+
+    def _unexpected(self, request: Request, reply: Reply, what: str) -> BpmError:
+        from airflow_bpm_provider.exceptions import BpmServerError
+
+        return BpmServerError(
+            f"unexpected answer: {what}",
+            system=self.system,
+            conn_id=self.bpm_conn_id,
+            method=request.method,
+            path=request.path,
+            status=reply.status,
+            server_message=shorten(scrub(reply.text, self.settings.secrets), 300) or None,
+        )
+
+    def _json(self, request: Request, reply: Reply) -> Any:
+        try:
+            return reply.json()
+        except ValueError:
+            raise self._unexpected(request, reply, "the body is not JSON") from None
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._logout(self._transport)
+            self._transport.close()
+            self._transport = None
+
+    async def aclose(self) -> None:
+        if self._async_transport is not None:
+            await self._async_transport.close()
+            self._async_transport = None
+
+    def _logout(self, transport: SyncTransport) -> None:
+        """Session-based dialects end their server session here."""
+
+    def __enter__(self) -> BpmHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get_conn(self) -> SyncTransport:
+        return self._sync_transport()
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            message = self._probe()
+        except BpmError as exc:
+            return False, str(exc)
+        return True, message
+
+    # ---- the contract -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _probe(self) -> str:
+        """One cheap authenticated call; returns a short success message."""
+
+    @abc.abstractmethod
+    def start_process(
+        self,
+        process: str,
+        *,
+        variables: Mapping[str, Any] | None = None,
+        business_key: str | None = None,
+    ) -> ProcessInstance: ...
+
+    @abc.abstractmethod
+    def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
+        """The process, also after it ended (fall back to history/archive where the vendor needs it)."""
+
+    def get_process(self, instance_id: str) -> ProcessInstance:
+        return self._run(self._get_process_flow(str(instance_id)))
+
+    async def aget_process(self, instance_id: str) -> ProcessInstance:
+        return await self._arun(self._get_process_flow(str(instance_id)))
+
+    @abc.abstractmethod
+    def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
+        """Every matching process, page after page."""
+
+    def find_process_by_business_key(self, process: str, business_key: str) -> ProcessInstance | None:
+        """The newest instance of ``process`` with ``business_key``; used to make starts retry-safe."""
+        raise NotImplementedError(f"{type(self).__name__} cannot search by business key")
+
+    @abc.abstractmethod
+    def cancel_process(self, instance_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def _list_tasks_flow(
+        self, *, process_instance_id: str | None = None, name: str | None = None
+    ) -> Flow[list[Task]]:
+        """Open (not yet completed) tasks, optionally of one process and with one name."""
+
+    def list_tasks(
+        self, *, process_instance_id: str | None = None, name: str | None = None
+    ) -> Iterator[Task]:
+        pid = str(process_instance_id) if process_instance_id is not None else None
+        return iter(self._run(self._list_tasks_flow(process_instance_id=pid, name=name)))
+
+    async def alist_tasks(
+        self, *, process_instance_id: str | None = None, name: str | None = None
+    ) -> list[Task]:
+        pid = str(process_instance_id) if process_instance_id is not None else None
+        return await self._arun(self._list_tasks_flow(process_instance_id=pid, name=name))
+
+    @abc.abstractmethod
+    def claim_task(self, task_id: str, assignee: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def list_files(self, instance_id: str) -> Iterator[ProcessFile]: ...
+
+    @abc.abstractmethod
+    def open_file(self, file: ProcessFile) -> AbstractContextManager[Reply]:
+        """A context manager yielding a streamed :class:`Reply` (``iter_bytes``, headers)."""
+
+    def ui_url(self, instance_id: str) -> str | None:
+        """Where a person sees this process in the BPM system's UI, if the system has one."""
+        return None

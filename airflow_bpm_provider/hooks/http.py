@@ -1,0 +1,264 @@
+"""Requests and replies as plain values, and the two transports that send them.
+
+Hook methods describe their HTTP exchanges as *flows*: generators that yield :class:`Request`
+objects and receive :class:`Reply` objects (or have a :class:`~airflow_bpm_provider.exceptions.BpmError`
+thrown in). The same flow then runs on a worker through ``requests`` and in the triggerer through
+``httpx``, so auth, retries and error mapping are written once.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request, relative to the connection's base URL.
+
+    ``idempotent`` says whether re-sending after an unclear failure (read timeout, 502/504) is
+    safe. It defaults from the method; a POST that only reads (Questetra searches) sets it True,
+    and nothing that starts a process may.
+    """
+
+    method: str
+    path: str
+    params: Params | None = None
+    data: Params | None = None
+    json: Any = None
+    files: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    idempotent: bool | None = None
+    stream: bool = False
+    authenticate: bool = True
+
+    @property
+    def safe_to_repeat(self) -> bool:
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method.upper() in IDEMPOTENT_METHODS
+
+    def with_headers(self, extra: Mapping[str, str]) -> Request:
+        return replace(self, headers={**self.headers, **extra})
+
+
+class Headers(dict):
+    """Case-insensitive read access to reply headers."""
+
+    def __init__(self, items: Mapping[str, str] | Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__()
+        pairs = items.items() if isinstance(items, Mapping) else items
+        for key, value in pairs:
+            self[key.lower()] = value
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+
+@dataclass
+class Reply:
+    """A server's answer. ``body`` is empty for streamed replies; read them through ``stream``."""
+
+    status: int
+    headers: Headers
+    body: bytes = b""
+    url: str = ""
+    stream: Any = None  # the live response of a streamed request (requests.Response)
+    cookies: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 400
+
+    @property
+    def text(self) -> str:
+        charset = "utf-8"
+        content_type = self.headers.get("content-type", "")
+        if "charset=" in content_type:
+            charset = content_type.split("charset=", 1)[1].split(";", 1)[0].strip() or "utf-8"
+        try:
+            return self.body.decode(charset, errors="replace")
+        except LookupError:
+            return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.body.decode("utf-8-sig") or "null")
+
+    def iter_bytes(self, chunk_size: int) -> Iterator[bytes]:
+        if self.stream is None:
+            yield self.body
+            return
+        yield from self.stream.iter_content(chunk_size=chunk_size)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
+Flow = Generator[Request, Reply, T]
+
+
+class TransportError(Exception):
+    """The request got no HTTP answer. ``sent`` says whether it may have reached the server."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+def _encode_params(params: Params | None) -> list[tuple[str, str]] | None:
+    """Flatten lists into repeated keys and drop ``None`` values: every dialect here wants that."""
+    if params is None:
+        return None
+    pairs = params.items() if isinstance(params, Mapping) else params
+    out: list[tuple[str, str]] = []
+    for key, value in pairs:
+        if value is None:
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            if item is None:
+                continue
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            out.append((key, str(item)))
+    return out
+
+
+class SyncTransport:
+    """Sends requests with one ``requests.Session`` (connection pooling, cookies)."""
+
+    def __init__(self, base_url: str, *, verify: bool | str, timeout: tuple[float, float]) -> None:
+        import requests
+
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session_headers: dict[str, str] | None = None  # set once the hook has logged in
+        self.session = requests.Session()
+        self.session.verify = verify
+        self.session.headers["User-Agent"] = "airflow-bpm-provider"
+
+    def send(self, request: Request, headers: Mapping[str, str]) -> Reply:
+        import requests
+
+        url = self.base_url + request.path
+        try:
+            response = self.session.request(
+                request.method,
+                url,
+                params=_encode_params(request.params),
+                data=_encode_params(request.data) if request.files is None else request.data,
+                json=request.json,
+                files=request.files,
+                headers=dict(headers),
+                timeout=self.timeout,
+                stream=request.stream,
+                allow_redirects=False,
+            )
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
+            raise TransportError(_describe(exc), sent=False) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise TransportError(_describe(exc), sent=not _refused(exc)) from exc
+        except requests.exceptions.Timeout as exc:
+            raise TransportError(_describe(exc), sent=True) from exc
+        reply = Reply(
+            status=response.status_code,
+            headers=Headers(response.headers),
+            url=url,
+            cookies=dict(self.session.cookies.items()),
+        )
+        if request.stream and response.status_code < 400:
+            reply.stream = response
+        else:
+            try:
+                reply.body = response.content
+            except requests.exceptions.RequestException as exc:
+                raise TransportError(_describe(exc), sent=True) from exc
+        return reply
+
+    def cookie(self, name: str) -> str | None:
+        return self.session.cookies.get(name)
+
+    def clear_cookies(self) -> None:
+        self.session.cookies.clear()
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class AsyncTransport:
+    """Sends requests with one ``httpx.AsyncClient``; used by triggers in the triggerer's event loop."""
+
+    def __init__(self, base_url: str, *, verify: bool | str, timeout: tuple[float, float]) -> None:
+        import httpx
+
+        self.base_url = base_url.rstrip("/")
+        self.session_headers: dict[str, str] | None = None
+        self.client = httpx.AsyncClient(
+            verify=verify,
+            timeout=httpx.Timeout(timeout[1], connect=timeout[0]),
+            headers={"User-Agent": "airflow-bpm-provider"},
+            follow_redirects=False,
+        )
+
+    async def send(self, request: Request, headers: Mapping[str, str]) -> Reply:
+        import httpx
+
+        url = self.base_url + request.path
+        try:
+            response = await self.client.request(
+                request.method,
+                url,
+                params=_encode_params(request.params),
+                data=dict(_encode_params(request.data) or []) or None,
+                json=request.json,
+                headers=dict(headers),
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise TransportError(_describe(exc), sent=False) from exc
+        except httpx.TransportError as exc:
+            raise TransportError(_describe(exc), sent=True) from exc
+        return Reply(
+            status=response.status_code,
+            headers=Headers(response.headers.multi_items()),
+            body=response.content,
+            url=url,
+            cookies=dict(self.client.cookies.items()),
+        )
+
+    def cookie(self, name: str) -> str | None:
+        return self.client.cookies.get(name)
+
+    def clear_cookies(self) -> None:
+        self.client.cookies.clear()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _refused(exc: Exception) -> bool:
+    """True when the TCP connection was never made, so the server cannot have seen the request."""
+    text = repr(exc)
+    return any(
+        marker in text
+        for marker in ("NewConnectionError", "Connection refused", "NameResolutionError", "Errno 111")
+    )
+
+
+def _describe(exc: Exception) -> str:
+    # The exception text of requests/urllib3 contains the URL but never the auth header.
+    return f"{type(exc).__name__}: {exc}"
