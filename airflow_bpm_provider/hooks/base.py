@@ -379,7 +379,9 @@ class BpmHook(BaseHook, abc.ABC):
         *,
         variables: Mapping[str, Any] | None = None,
         business_key: str | None = None,
-    ) -> ProcessInstance: ...
+        **options: Any,
+    ) -> ProcessInstance:
+        """Start ``process``; ``options`` are vendor-specific (a hook rejects those it does not know)."""
 
     @abc.abstractmethod
     def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
@@ -424,7 +426,8 @@ class BpmHook(BaseHook, abc.ABC):
     def claim_task(self, task_id: str, assignee: str | None = None) -> None: ...
 
     @abc.abstractmethod
-    def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None) -> None: ...
+    def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None, **options: Any) -> None:
+        """Complete an open task; ``options`` are vendor-specific (Questetra's ``flow``, ...)."""
 
     @abc.abstractmethod
     def list_files(self, instance_id: str) -> Iterator[ProcessFile]: ...
