@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import base64
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -67,8 +66,8 @@ class BpmHook(BaseHook, abc.ABC):
     def settings(self) -> ConnectionSettings:
         conn = self._connection if self._connection is not None else self.get_connection(self.bpm_conn_id)
         settings = ConnectionSettings.from_connection(conn, conn_id=self.bpm_conn_id)
-        self._mask(settings.password)
-        self._mask(self._basic_credentials(settings))
+        for secret in settings.secrets:
+            self._mask(secret)
         return settings
 
     @property
@@ -94,15 +93,13 @@ class BpmHook(BaseHook, abc.ABC):
 
     @staticmethod
     def _basic_credentials(settings: ConnectionSettings) -> str | None:
-        if settings.auth_type != "basic" or settings.login is None or settings.password is None:
-            return None
-        return base64.b64encode(f"{settings.login}:{settings.password}".encode()).decode("ascii")
+        return settings.basic_credentials
 
     def _auth_headers(self, request: Request, session: Mapping[str, str] | None) -> dict[str, str]:
         """Pre-emptive credentials for every request (Questetra sends no challenge to answer)."""
         if self.settings.auth_type == "bearer":
             return {"Authorization": f"Bearer {self.settings.password}"}
-        return {"Authorization": f"Basic {self._basic_credentials(self.settings)}"}
+        return {"Authorization": f"Basic {self.settings.basic_credentials}"}
 
     def _login_flow(self) -> Flow[dict[str, str]] | None:
         """Session-based dialects return a flow that logs in and yields the session's extra headers."""

@@ -11,7 +11,10 @@ if TYPE_CHECKING:
     from airflow_bpm_provider.hooks.base import BpmHook
 
 HOOK_CLASSES: dict[str, str] = {
+    "bonita": "airflow_bpm_provider.hooks.bonita.BonitaHook",
+    "yuuvis_bpm": "airflow_bpm_provider.hooks.yuuvis.YuuvisBpmHook",
     "questetra": "airflow_bpm_provider.hooks.questetra.QuestetraHook",
+    "activiti": "airflow_bpm_provider.hooks.activiti.ActivitiHook",
 }
 
 

@@ -58,7 +58,11 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
-        return None
+        # Bonita's 429 documents Retry-After as an OpenAPI date-time, i.e. ISO 8601, not an HTTP date.
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,8 +36,15 @@ class ConnectionSettings:
         return (self.connect_timeout, self.read_timeout)
 
     @property
+    def basic_credentials(self) -> str | None:
+        """base64 of ``login:password``: as secret as the password (a server may echo the header)."""
+        if self.auth_type != "basic" or self.login is None or self.password is None:
+            return None
+        return base64.b64encode(f"{self.login}:{self.password}".encode()).decode("ascii")
+
+    @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(secret for secret in (self.password,) if secret)
+        return tuple(secret for secret in (self.password, self.basic_credentials) if secret)
 
     def extra_value(self, name: str, default: Any = None) -> Any:
         """An extra field, stored plain (``timeout``) or UI-prefixed (``extra__questetra__timeout``)."""

@@ -1,0 +1,751 @@
+"""ActivitiHook: the Activiti 5/6 REST API, as served by WSO2 EI's BPMN profile and by Flowable.
+
+One hook, three deployments; the connection's base URL carries the context root:
+
+* WSO2 Enterprise Integrator (Activiti 5.21): ``https://host:9445/bpmn``
+* Activiti 5/6 REST webapp: ``http://host:8080/activiti-rest/service``
+* Flowable REST: ``http://host:8080/flowable-rest/service``
+
+Auth is HTTP Basic; a WSO2 user from a secondary user store logs in as ``DOMAIN/user``, which is
+sent verbatim. The ``tenant_id`` extra is sent where the API needs it: starting by key or message,
+queries by definition key, and deployments.
+
+Ended instances disappear from ``runtime/...``: :meth:`get_process` then reads
+``history/historic-process-instances`` (the engine's history level must be ``activity`` or higher;
+``audit``, the default, is enough).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote
+
+from airflow_bpm_provider.exceptions import (
+    BpmConfigError,
+    BpmConflict,
+    BpmNotFound,
+    BpmValidationError,
+)
+from airflow_bpm_provider.hooks.activiti_models import (
+    last_segment,
+    process_from_history,
+    process_from_runtime,
+    task_from_raw,
+)
+from airflow_bpm_provider.hooks.activiti_variables import (
+    BINARY_TYPES,
+    convert_variables,
+    format_date,
+    parse_date,
+    python_value,
+)
+from airflow_bpm_provider.hooks.base import BpmHook
+from airflow_bpm_provider.hooks.http import Flow, Reply, Request
+from airflow_bpm_provider.models import ENDED_STATES, ProcessFile, ProcessInstance, ProcessState, Task
+
+PAGE_SIZE = 100
+DEFAULT_DELETE_REASON = "cancelled by Airflow"
+START_FIELDS = {"id": "processDefinitionId", "key": "processDefinitionKey", "message": "message"}
+FIND_FILTERS = frozenset({"definition", "business_key", "states", "started_after", "started_before", "query"})
+TASK_FIELDS = frozenset(
+    {"assignee", "owner", "delegationState", "name", "description", "dueDate", "priority", "parentTaskId",
+     "category"}
+)  # fmt: skip
+# The engine answers 400 (not 404) when the definition or message to start does not exist.
+NOT_FOUND_ON_START = ("no processes deployed", "no deployed process definition", "no subscription to message")
+
+
+def _q(value: str) -> str:
+    """One path segment: definition ids contain ':' and variable names may contain anything."""
+    return quote(str(value), safe="")
+
+
+class ActivitiHook(BpmHook):
+    """Activiti / Flowable / WSO2 EI BPMN REST API (connection type ``activiti``).
+
+    Besides the contract shared by every BPM hook it offers the API's own operations: deployments
+    (:meth:`deploy` a ``.bpmn20.xml`` or ``.bar``), process definitions, suspend/activate, raw
+    queries, instance variables, task update/delegate/resolve/delete and task comments.
+
+    Variables from Python: ``str`` → string, ``bool`` → boolean, ``int`` → integer (32 bits) or
+    long, ``float`` → double, ``date``/``datetime`` → date (ISO 8601, naive = UTC), ``dict``/``list``
+    → json (Flowable only: Activiti 5 answers 400), ``bytes`` → binary (only through
+    :meth:`set_variables`, uploaded as multipart), ``None`` → null. ``{"type": ..., "value": ...}``
+    is sent as given. Anything else raises :class:`BpmValidationError` before a request is sent.
+    """
+
+    conn_name_attr = "bpm_conn_id"
+    default_conn_name = "activiti_default"
+    conn_type = "activiti"
+    hook_name = "Activiti / Flowable / WSO2 EI BPMN"
+    system = "Activiti"
+
+    # ---- connection and errors --------------------------------------------------------------
+
+    @property
+    def tenant_id(self) -> str | None:
+        tenant = self.settings.extra_value("tenant_id")
+        return str(tenant) if tenant not in (None, "") else None
+
+    def _server_message(self, reply: Reply) -> str:
+        """``{"statusCode", "errorMessage"}`` (WSO2, Activiti 5 docs) or ``{"message", "exception"}``."""
+        try:
+            body = reply.json()
+        except ValueError:
+            return reply.text
+        if not isinstance(body, dict):
+            return reply.text
+        if body.get("errorMessage"):
+            return str(body["errorMessage"])
+        message, exception = body.get("message"), body.get("exception")
+        if message and exception and message != exception:
+            # "message" is the generic status text ("Bad request"), "exception" the engine's reason.
+            return f"{message}: {exception}"
+        return str(exception or message or reply.text)
+
+    def _options_error(self, what: str, unknown: Sequence[str], known: Sequence[str]) -> BpmConfigError:
+        return BpmConfigError(
+            f"unknown {what}: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known)) or 'none'}",
+            system=self.system,
+            conn_id=self.bpm_conn_id,
+        )
+
+    # ---- paging -----------------------------------------------------------------------------
+
+    def _page_request(
+        self, path: str, start: int, params: Mapping[str, Any] | None, query: Mapping[str, Any] | None
+    ) -> Request:
+        # Never ask list calls for includeProcessVariables=true: the engine then pages over
+        # instance x variable rows and returns short pages (flowable-engine #1348, fixed in 6.7
+        # only), so paging by total would skip instances. Variables are read per instance instead.
+        for source in (params or {}, query or {}):
+            if str(source.get("includeProcessVariables", "")).lower() == "true":
+                raise BpmConfigError(
+                    "includeProcessVariables=true breaks paging on this engine (short pages, "
+                    "flowable-engine #1348); read variables per instance with get_variables()",
+                    system=self.system,
+                    conn_id=self.bpm_conn_id,
+                )
+        if query is not None:
+            body = {**query, "start": start, "size": PAGE_SIZE}
+            # A query POST only reads, so re-sending it after a timeout is safe.
+            return Request("POST", path, json=body, idempotent=True)
+        return Request("GET", path, params={**(params or {}), "start": start, "size": PAGE_SIZE})
+
+    def _page_flow(self, request: Request) -> Flow[tuple[list[dict[str, Any]], int]]:
+        reply = yield request
+        body = self._json(request, reply)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise self._unexpected(request, reply, "no 'data' list in the page")
+        total = body.get("total")
+        if not isinstance(total, int):
+            raise self._unexpected(request, reply, "no 'total' count in the page")
+        return body["data"], total
+
+    def _all_rows_flow(
+        self, path: str, params: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None
+    ) -> Flow[list[dict[str, Any]]]:
+        rows: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            data, total = yield from self._page_flow(self._page_request(path, start, params, query))
+            rows.extend(data)
+            start += len(data)
+            if not data or start >= total:
+                return rows
+
+    def _iter_rows(
+        self, path: str, params: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every row of a paged list, one page in memory at a time."""
+        start = 0
+        while True:
+            data, total = self._run(self._page_flow(self._page_request(path, start, params, query)))
+            yield from data
+            start += len(data)
+            if not data or start >= total:
+                return
+
+    def _get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        request = Request("GET", path, params=params)
+        return self._json(request, self.request(request))
+
+    def _send_json(self, method: str, path: str, body: Any, *, idempotent: bool | None = None) -> Any:
+        request = Request(method, path, json=body, idempotent=idempotent)
+        reply = self.request(request)
+        return self._json(request, reply) if reply.body else None
+
+    # ---- the contract -----------------------------------------------------------------------
+
+    def _probe(self) -> str:
+        body = self._get_json("/repository/process-definitions", {"size": 1})
+        total = body.get("total") if isinstance(body, dict) else None
+        return f"Connected to {self.base_url}: {total} process definition(s) visible"
+
+    def _start_target(self, process: str, by: str | None) -> tuple[str, str]:
+        """``(by, value)``: a definition key by default; ``id:``/``message:`` prefixes or ``by=``."""
+        text = str(process or "").strip()
+        if by is None:
+            by = "key"
+            for prefix in ("id", "message"):
+                if text.startswith(prefix + ":"):
+                    by, text = prefix, text[len(prefix) + 1 :]
+                    break
+        if by not in START_FIELDS:
+            raise BpmConfigError(
+                f"by must be one of {', '.join(START_FIELDS)}, got {by!r}",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        if not text:
+            raise BpmConfigError(
+                f"a process definition {by} is required, got {process!r}",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        return by, text
+
+    def start_process(
+        self,
+        process: str,
+        *,
+        variables: Mapping[str, Any] | None = None,
+        business_key: str | None = None,
+        **options: Any,
+    ) -> ProcessInstance:
+        """Start by definition key (default), by id (``"id:key:1:42"`` or ``by="id"``) or by message.
+
+        Options: ``by`` ("key", "id", "message") and ``tenant_id`` (overrides the connection's;
+        sent with key and message only, as the API requires).
+        """
+        unknown = set(options) - {"by", "tenant_id"}
+        if unknown:
+            raise self._options_error("start option(s)", list(unknown), ["by", "tenant_id"])
+        by, target = self._start_target(process, options.get("by"))
+        converted = convert_variables(variables, conn_id=self.bpm_conn_id)
+        if converted.binary:
+            raise BpmValidationError(
+                f"binary variable(s) {', '.join(sorted(converted.binary))} cannot be sent with the start "
+                "request (the REST API takes them as multipart only); start the process, then call "
+                "set_variables()",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        body: dict[str, Any] = {START_FIELDS[by]: target}
+        tenant = options.get("tenant_id", self.tenant_id)
+        if tenant and by != "id":
+            # The API rejects tenantId with processDefinitionId; with key or message it is required
+            # on multi-tenant servers.
+            body["tenantId"] = str(tenant)
+        if business_key is not None:
+            body["businessKey"] = str(business_key)
+        if converted.plain:
+            body["variables"] = converted.plain
+        request = Request("POST", "/runtime/process-instances", json=body)  # starting is never idempotent
+        try:
+            reply = self.request(request)
+        except BpmValidationError as exc:
+            reason = (exc.server_message or "").lower()
+            if any(marker in reason for marker in NOT_FOUND_ON_START):
+                raise BpmNotFound(
+                    f"nothing to start for {by} {target!r}",
+                    system=self.system,
+                    conn_id=self.bpm_conn_id,
+                    method=request.method,
+                    path=request.path,
+                    status=exc.status,
+                    server_message=exc.server_message,
+                ) from exc
+            raise
+        instance = process_from_runtime(self._json(request, reply))
+        self.log.info("Started %s %r: process instance %s", by, target, instance.id)
+        return instance
+
+    def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
+        path = f"/runtime/process-instances/{_q(instance_id)}"
+        try:
+            reply = yield Request("GET", path)
+        except BpmNotFound:
+            raw = yield from self._history_flow(instance_id)
+            return process_from_history(raw)
+        return process_from_runtime(self._json(Request("GET", path), reply))
+
+    def _history_flow(self, instance_id: str) -> Flow[dict[str, Any]]:
+        request = Request("GET", f"/history/historic-process-instances/{_q(instance_id)}")
+        try:
+            reply = yield request
+        except BpmNotFound as exc:
+            raise BpmNotFound(
+                f"process instance {instance_id} not found, neither running nor in the history",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+                method=request.method,
+                path=request.path,
+                status=404,
+                server_message=exc.server_message,
+            ) from exc
+        return self._json(request, reply)
+
+    def _definition_params(self, process: str) -> dict[str, str]:
+        by, target = self._start_target(process, None)
+        if by == "id":
+            return {"processDefinitionId": target}
+        if by == "message":
+            return {}  # a message does not name a definition: match on the business key alone
+        params = {"processDefinitionKey": target}
+        if self.tenant_id:
+            params["tenantId"] = self.tenant_id
+        return params
+
+    def find_process_by_business_key(self, process: str, business_key: str) -> ProcessInstance | None:
+        """The newest instance of ``process`` with ``business_key``: running ones first, then ended."""
+        params = {**self._definition_params(process), "businessKey": str(business_key)}
+        running = list(self._iter_rows("/runtime/process-instances", params))
+        if running:
+            return process_from_runtime(max(running, key=_newest_first))
+        body = self._get_json(
+            "/history/historic-process-instances",
+            {**params, "finished": True, "sort": "startTime", "order": "desc", "start": 0, "size": 1},
+        )
+        rows = body.get("data") if isinstance(body, dict) else None
+        return process_from_history(rows[0]) if rows else None
+
+    def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
+        """Instances from the history (running and ended alike), page after page.
+
+        Filters: ``definition`` (key, or ``id:<definition id>``), ``business_key``, ``states``,
+        ``started_after`` / ``started_before`` (datetime or ISO string) and ``query``: a raw
+        body for ``POST query/historic-process-instances`` (paging is added by the hook).
+        """
+        unknown = set(filters) - FIND_FILTERS
+        if unknown:
+            raise self._options_error("filter(s)", list(unknown), list(FIND_FILTERS))
+        states = _parse_states(filters.get("states"))
+        criteria = self._history_criteria(filters, states)
+        raw_query = filters.get("query")
+        if raw_query is not None:
+            if not isinstance(raw_query, Mapping):
+                raise BpmConfigError(
+                    f"query must be a mapping (the JSON body of query/historic-process-instances), "
+                    f"got {type(raw_query).__name__}",
+                    system=self.system,
+                    conn_id=self.bpm_conn_id,
+                )
+            body = self._merge_query(criteria, raw_query)
+            rows = self._iter_rows("/query/historic-process-instances", query=body)
+        else:
+            params = {("businessKey" if k == "processBusinessKey" else k): v for k, v in criteria.items()}
+            rows = self._iter_rows("/history/historic-process-instances", params)
+        suspended = self._suspended_ids(criteria) if _may_be_running(states) else set()
+        return self._matching(rows, states, suspended)
+
+    def _matching(
+        self, rows: Iterator[dict[str, Any]], states: set[ProcessState] | None, suspended: set[str]
+    ) -> Iterator[ProcessInstance]:
+        for row in rows:
+            instance = process_from_history(row, suspended=str(row.get("id")) in suspended)
+            if states is None or instance.state in states:
+                yield instance
+
+    def _history_criteria(
+        self, filters: Mapping[str, Any], states: set[ProcessState] | None
+    ) -> dict[str, Any]:
+        """Filters as ``query/historic-process-instances`` body fields (the GET list renames one)."""
+        criteria: dict[str, Any] = {}
+        if filters.get("definition"):
+            criteria.update(self._definition_params(str(filters["definition"])))
+        if filters.get("business_key") is not None:
+            criteria["processBusinessKey"] = str(filters["business_key"])
+        for name, field in (("started_after", "startedAfter"), ("started_before", "startedBefore")):
+            if filters.get(name) is not None:
+                criteria[field] = _date_param(filters[name], name, self.bpm_conn_id)
+        if states is not None:
+            if states <= ENDED_STATES:
+                criteria["finished"] = True
+            elif not states & ENDED_STATES:
+                criteria["finished"] = False
+        return criteria
+
+    def _merge_query(self, criteria: Mapping[str, Any], raw_query: Mapping[str, Any]) -> dict[str, Any]:
+        clashes = sorted(set(criteria) & set(raw_query))
+        paging = sorted({"start", "size"} & set(raw_query))
+        if clashes or paging:
+            raise BpmConfigError(
+                f"query sets {', '.join(clashes + paging)}, which the hook sets itself "
+                "(from the other filters, or for paging); drop them from query",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        return {**raw_query, **criteria}
+
+    def _suspended_ids(self, criteria: Mapping[str, Any]) -> set[str]:
+        """History does not know suspension: ask the runtime which of the candidates are suspended."""
+        params: dict[str, Any] = {"suspended": True}
+        for field in ("processDefinitionKey", "processDefinitionId", "tenantId"):
+            if field in criteria:
+                params[field] = criteria[field]
+        if "processBusinessKey" in criteria:
+            params["businessKey"] = criteria["processBusinessKey"]
+        return {str(row["id"]) for row in self._iter_rows("/runtime/process-instances", params)}
+
+    def cancel_process(self, instance_id: str, reason: str | None = None) -> None:
+        """Delete the running instance with a reason; the history keeps it as CANCELLED."""
+        instance_id = str(instance_id)
+        try:
+            self.request(
+                Request(
+                    "DELETE",
+                    f"/runtime/process-instances/{_q(instance_id)}",
+                    params={"deleteReason": reason or DEFAULT_DELETE_REASON},
+                )
+            )
+        except BpmNotFound:
+            # Gone from the runtime: already ended (or deleted by an earlier attempt of this call).
+            raw = self._run(self._history_flow(instance_id))
+            instance = process_from_history(raw)
+            if instance.state is ProcessState.CANCELLED:
+                self.log.info("Process instance %s was already deleted (%s)", instance_id, instance.raw_state)
+                return
+            raise BpmConflict(
+                f"process instance {instance_id} cannot be cancelled: it has already ended "
+                f"({instance.state.value})",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            ) from None
+
+    def _list_tasks_flow(
+        self, *, process_instance_id: str | None = None, name: str | None = None
+    ) -> Flow[list[Task]]:
+        params = {"processInstanceId": process_instance_id, "name": name}
+        rows = yield from self._all_rows_flow("/runtime/tasks", params)
+        return [task_from_raw(row) for row in rows]
+
+    def claim_task(self, task_id: str, assignee: str | None = None) -> None:
+        """Claim for ``assignee`` (default: the connection's login, e.g. ``DOMAIN/user``); 409 if taken."""
+        assignee = assignee or self.settings.login
+        if not assignee:
+            raise BpmConfigError(
+                "claim_task needs an assignee: the connection has no login to default to",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        # Claiming again for the same user succeeds, so re-sending after a timeout is safe.
+        self._send_json(
+            "POST",
+            f"/runtime/tasks/{_q(task_id)}",
+            {"action": "claim", "assignee": assignee},
+            idempotent=True,
+        )
+
+    def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None, **options: Any) -> None:
+        """Complete with variables. Option ``outcome``: the form outcome (Flowable 6+ only)."""
+        unknown = set(options) - {"outcome"}
+        if unknown:
+            raise self._options_error("complete option(s)", list(unknown), ["outcome"])
+        converted = convert_variables(variables, conn_id=self.bpm_conn_id)
+        if converted.binary:
+            raise BpmValidationError(
+                f"binary variable(s) {', '.join(sorted(converted.binary))} cannot be sent when completing "
+                "a task; set them on the process instance with set_variables() first",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        body: dict[str, Any] = {"action": "complete"}
+        if converted.plain:
+            body["variables"] = converted.plain
+        if options.get("outcome") is not None:
+            body["outcome"] = str(options["outcome"])
+        self._send_json("POST", f"/runtime/tasks/{_q(task_id)}", body)
+
+    def list_files(self, instance_id: str) -> Iterator[ProcessFile]:
+        """Binary (and serializable) variables, then the attachments of every task of the instance."""
+        instance_id = str(instance_id)
+        variables, ended = self._instance_variables(instance_id)
+        for variable in variables:
+            if variable.get("type") in BINARY_TYPES:
+                name = str(variable["name"])
+                yield ProcessFile(
+                    name=name,
+                    size=None,
+                    content_type=None,
+                    process_instance_id=instance_id,
+                    ref={"kind": "variable", "instance_id": instance_id, "name": name, "ended": ended},
+                    raw=variable,
+                    group="variables",
+                )
+        # The historic task list holds open and completed tasks; attachments outlive their task.
+        for task in self._iter_rows("/history/historic-task-instances", {"processInstanceId": instance_id}):
+            task_id = str(task["id"])
+            for attachment in self._get_json(f"/runtime/tasks/{_q(task_id)}/attachments") or []:
+                yield _attachment_file(instance_id, task, task_id, attachment)
+
+    def _instance_variables(self, instance_id: str) -> tuple[list[dict[str, Any]], bool]:
+        """The instance's own variables and whether it has ended (then they come from the history)."""
+        try:
+            return list(self.list_variables(instance_id)), False
+        except BpmNotFound:
+            self._run(self._history_flow(instance_id))  # raises BpmNotFound for an unknown instance
+        rows = self._iter_rows("/history/historic-variable-instances", {"processInstanceId": instance_id})
+        # Task-local variables also appear there; a process's files are its own variables.
+        return [row["variable"] for row in rows if not row.get("taskId") and row.get("variable")], True
+
+    @contextmanager
+    def open_file(self, file: ProcessFile) -> Iterator[Reply]:
+        if file.external_url:
+            raise BpmValidationError(
+                f"{file.name!r} is a link to {file.external_url}, not content stored on the server",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        ref = file.ref
+        if ref.get("kind") == "variable":
+            reply = self._open_variable(
+                str(ref["instance_id"]), str(ref["name"]), ended=bool(ref.get("ended"))
+            )
+        elif ref.get("kind") == "attachment":
+            path = f"/runtime/tasks/{_q(ref['task_id'])}/attachments/{_q(ref['attachment_id'])}/content"
+            reply = self.request(Request("GET", path, stream=True))
+        else:
+            raise BpmConfigError(
+                f"{file.name!r} was not listed by an Activiti connection (ref {dict(ref)!r})",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        try:
+            yield reply
+        finally:
+            reply.close()
+
+    def _open_variable(self, instance_id: str, name: str, *, ended: bool) -> Reply:
+        history = f"/history/historic-process-instances/{_q(instance_id)}/variables/{_q(name)}/data"
+        if not ended:
+            try:
+                return self.request(
+                    Request(
+                        "GET",
+                        f"/runtime/process-instances/{_q(instance_id)}/variables/{_q(name)}/data",
+                        stream=True,
+                    )
+                )
+            except BpmNotFound:
+                pass  # the instance ended since it was listed: its variables live on in the history
+        return self.request(Request("GET", history, stream=True))
+
+    # ---- deployments and definitions --------------------------------------------------------
+
+    def list_deployments(self, **params: Any) -> Iterator[dict[str, Any]]:
+        """``GET repository/deployments``; ``params`` are its query parameters (name, category, ...)."""
+        return self._iter_rows("/repository/deployments", params)
+
+    def get_deployment(self, deployment_id: str) -> dict[str, Any]:
+        return self._get_json(f"/repository/deployments/{_q(deployment_id)}")
+
+    def deploy(
+        self,
+        file: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        tenant_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload a ``.bpmn20.xml`` / ``.bpmn`` / ``.bar`` / ``.zip`` file as a new deployment.
+
+        The server names the deployment after the file; ``name`` is sent as ``deploymentName``,
+        which Flowable honours and Activiti 5 ignores. Models are small, so the file is read whole
+        (a retry can then send it again).
+        """
+        path = os.fspath(file)
+        file_name = os.path.basename(path)
+        content_type = "application/zip" if file_name.lower().endswith((".bar", ".zip")) else "text/xml"
+        try:
+            with open(path, "rb") as handle:
+                content = handle.read()
+        except OSError as exc:
+            raise BpmConfigError(
+                f"cannot read the model to deploy: {exc}", system=self.system, conn_id=self.bpm_conn_id
+            ) from None
+        params = {"tenantId": tenant_id or self.tenant_id, "deploymentName": name}
+        request = Request(
+            "POST",
+            "/repository/deployments",
+            params=params,
+            files={"file": (file_name, content, content_type)},
+        )
+        deployment = self._json(request, self.request(request))
+        self.log.info("Deployed %s as deployment %s", file_name, deployment.get("id"))
+        return deployment
+
+    def list_process_definitions(self, **params: Any) -> Iterator[dict[str, Any]]:
+        """``GET repository/process-definitions``; e.g. ``key="order", latest=True``."""
+        return self._iter_rows("/repository/process-definitions", params)
+
+    def get_process_definition(self, definition_id: str) -> dict[str, Any]:
+        return self._get_json(f"/repository/process-definitions/{_q(definition_id)}")
+
+    # ---- process instances ------------------------------------------------------------------
+
+    def suspend_process(self, instance_id: str) -> ProcessInstance:
+        return self._process_action(instance_id, "suspend")
+
+    def activate_process(self, instance_id: str) -> ProcessInstance:
+        return self._process_action(instance_id, "activate")
+
+    def _process_action(self, instance_id: str, action: str) -> ProcessInstance:
+        raw = self._send_json("PUT", f"/runtime/process-instances/{_q(instance_id)}", {"action": action})
+        return process_from_runtime(raw)
+
+    def query_process_instances(self, query: Mapping[str, Any]) -> Iterator[ProcessInstance]:
+        """Running instances matching ``query``, the JSON body of ``POST query/process-instances``."""
+        if {"start", "size"} & set(query):
+            raise BpmConfigError(
+                "query must not set start/size: the hook pages itself",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        return (process_from_runtime(row) for row in self._iter_rows("/query/process-instances", query=query))
+
+    # ---- variables --------------------------------------------------------------------------
+
+    def list_variables(self, instance_id: str) -> list[dict[str, Any]]:
+        """The running instance's variables as the API gives them (``{name, type, value, valueUrl?}``)."""
+        body = self._get_json(f"/runtime/process-instances/{_q(instance_id)}/variables")
+        return list(body or [])
+
+    def get_variables(self, instance_id: str) -> dict[str, Any]:
+        """``{name: Python value}``; binary variables map to None (see :meth:`open_variable_data`)."""
+        return {str(v["name"]): python_value(v) for v in self.list_variables(instance_id)}
+
+    def get_variable(self, instance_id: str, name: str) -> Any:
+        raw = self._get_json(f"/runtime/process-instances/{_q(instance_id)}/variables/{_q(name)}")
+        return python_value(raw)
+
+    def set_variables(self, instance_id: str, variables: Mapping[str, Any]) -> None:
+        """Create or overwrite variables; ``bytes`` values are uploaded as binary variables."""
+        converted = convert_variables(variables, conn_id=self.bpm_conn_id)
+        path = f"/runtime/process-instances/{_q(instance_id)}/variables"
+        if converted.plain:
+            self._send_json("PUT", path, converted.plain)
+        for name, content in converted.binary.items():
+            self.request(
+                Request(
+                    "PUT",
+                    path,
+                    data=[("name", name), ("type", "binary")],
+                    files={"file": (name, content, "application/octet-stream")},
+                )
+            )
+
+    def set_variable(self, instance_id: str, name: str, value: Any) -> None:
+        self.set_variables(instance_id, {name: value})
+
+    @contextmanager
+    def open_variable_data(self, instance_id: str, name: str) -> Iterator[Reply]:
+        """A binary variable's content, streamed (from the history once the instance has ended)."""
+        reply = self._open_variable(str(instance_id), str(name), ended=False)
+        try:
+            yield reply
+        finally:
+            reply.close()
+
+    # ---- tasks ------------------------------------------------------------------------------
+
+    def get_task(self, task_id: str) -> Task:
+        return task_from_raw(self._get_json(f"/runtime/tasks/{_q(task_id)}"))
+
+    def query_tasks(self, query: Mapping[str, Any]) -> Iterator[Task]:
+        """Tasks matching ``query``, the JSON body of ``POST query/tasks`` (e.g. ``{"assignee": ...}``)."""
+        if {"start", "size"} & set(query):
+            raise BpmConfigError(
+                "query must not set start/size: the hook pages itself",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        return (task_from_raw(row) for row in self._iter_rows("/query/tasks", query=query))
+
+    def update_task(self, task_id: str, **fields: Any) -> Task:
+        """Change task attributes (``assignee``, ``dueDate``, ``priority``, ...); None clears one."""
+        unknown = set(fields) - TASK_FIELDS
+        if unknown:
+            raise self._options_error("task field(s)", list(unknown), list(TASK_FIELDS))
+        body = {k: format_date(v) if isinstance(v, datetime | date) else v for k, v in fields.items()}
+        return task_from_raw(self._send_json("PUT", f"/runtime/tasks/{_q(task_id)}", body))
+
+    def delegate_task(self, task_id: str, assignee: str) -> None:
+        self._send_json("POST", f"/runtime/tasks/{_q(task_id)}", {"action": "delegate", "assignee": assignee})
+
+    def resolve_task(self, task_id: str) -> None:
+        self._send_json("POST", f"/runtime/tasks/{_q(task_id)}", {"action": "resolve"})
+
+    def delete_task(
+        self, task_id: str, *, cascade_history: bool = False, delete_reason: str | None = None
+    ) -> None:
+        """Delete a standalone task (tasks of a process cannot be deleted: the server answers 403)."""
+        params = {"cascadeHistory": cascade_history, "deleteReason": delete_reason}
+        self.request(Request("DELETE", f"/runtime/tasks/{_q(task_id)}", params=params))
+
+    def list_attachments(self, task_id: str) -> list[dict[str, Any]]:
+        return list(self._get_json(f"/runtime/tasks/{_q(task_id)}/attachments") or [])
+
+    def add_comment(
+        self, task_id: str, message: str, *, save_process_instance_id: bool = False
+    ) -> dict[str, Any]:
+        body = {"message": message, "saveProcessInstanceId": save_process_instance_id}
+        return self._send_json("POST", f"/runtime/tasks/{_q(task_id)}/comments", body)
+
+    def list_comments(self, task_id: str) -> list[dict[str, Any]]:
+        return list(self._get_json(f"/runtime/tasks/{_q(task_id)}/comments") or [])
+
+    def get_comment(self, task_id: str, comment_id: str) -> dict[str, Any]:
+        return self._get_json(f"/runtime/tasks/{_q(task_id)}/comments/{_q(comment_id)}")
+
+    def delete_comment(self, task_id: str, comment_id: str) -> None:
+        self.request(Request("DELETE", f"/runtime/tasks/{_q(task_id)}/comments/{_q(comment_id)}"))
+
+
+def _attachment_file(
+    instance_id: str, task: Mapping[str, Any], task_id: str, attachment: Mapping[str, Any]
+) -> ProcessFile:
+    kind = attachment.get("type")
+    attachment_id = str(attachment.get("id") or last_segment(attachment.get("url")))
+    return ProcessFile(
+        name=str(attachment.get("name") or attachment_id),
+        size=None,
+        content_type=kind if isinstance(kind, str) and "/" in kind else None,
+        process_instance_id=instance_id,
+        ref={"kind": "attachment", "task_id": task_id, "attachment_id": attachment_id},
+        raw=dict(attachment),
+        group=str(task.get("name") or task_id),
+        external_url=attachment.get("externalUrl") or None,
+    )
+
+
+def _newest_first(raw: Mapping[str, Any]) -> tuple[float, int, str]:
+    """Sort key: start time when the server sends it (Flowable), else the numeric id (Activiti 5)."""
+    started = parse_date(raw.get("startTime"))
+    ident = str(raw.get("id", ""))
+    return (started.timestamp() if started else 0.0, int(ident) if ident.isdigit() else 0, ident)
+
+
+def _parse_states(value: Any) -> set[ProcessState] | None:
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str | ProcessState) else list(value)
+    try:
+        return {ProcessState.parse(item) for item in values}
+    except ValueError as exc:
+        raise BpmConfigError(f"states: {exc}") from None
+
+
+def _may_be_running(states: set[ProcessState] | None) -> bool:
+    return states is None or bool(states & {ProcessState.RUNNING, ProcessState.SUSPENDED})
+
+
+def _date_param(value: Any, name: str, conn_id: str) -> str:
+    if isinstance(value, datetime | date):
+        return format_date(value)
+    if isinstance(value, str) and parse_date(value) is not None:
+        return value
+    raise BpmConfigError(f"{name} must be a datetime or an ISO 8601 string, got {value!r}", conn_id=conn_id)

@@ -1,0 +1,1290 @@
+"""BonitaHook: Bonita's REST API (``/bonita/API/bpm/...``) behind the common BPM hook contract.
+
+Facts used here come from Bonita's OpenAPI spec (each request names its ``paths/*.yaml`` file),
+the data-and-documents page of Bonita's documentation (seed 001) and Bonita's case-overview
+tutorial (``case/{id}?d=processDefinitionId``, then ``archivedCase?f=sourceObjectId=..``).
+
+Auth: a session (``POST /loginservice`` → ``JSESSIONID`` and ``X-Bonita-API-Token`` cookies; the
+token goes back as a header on every POST/PUT/DELETE), renewed once on a 401 by the base class and
+ended with ``/logoutservice`` when the hook closes; or, with extra ``auth_type: bearer``, an OIDC
+access token in ``Authorization: Bearer`` and no session at all.
+
+Bonita has no business key. With extra ``business_key_variable`` set, ``start_process`` sends the
+key as the contract input (or, for ``via="case"``, the process variable) of that name, and
+``find_process_by_business_key`` reads that case variable of the process's cases to find it again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import mimetypes
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from airflow_bpm_provider.exceptions import (
+    BpmAuthError,
+    BpmConfigError,
+    BpmNotFound,
+    scrub,
+)
+from airflow_bpm_provider.hooks import bonita_values as bv
+from airflow_bpm_provider.hooks.base import BpmHook
+from airflow_bpm_provider.hooks.http import Flow, Reply, Request
+from airflow_bpm_provider.models import ProcessFile, ProcessInstance, ProcessState, Task
+
+if TYPE_CHECKING:
+    from airflow_bpm_provider.hooks.http import AsyncTransport, SyncTransport
+
+TOKEN_NAME = "X-Bonita-API-Token"  # cookie set by /loginservice, header on every change (loginservice.yaml)
+CHANGING_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+DEFAULT_PAGE_SIZE = 100
+DEFAULT_BUSINESS_KEY_SCAN = 500
+# Path parameters of the spec: ``^[A-Za-z0-9\_\-\.]{0,250}$``; checked so an id can never change the path.
+_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
+START_VIAS = ("instantiation", "case")
+FIND_FILTERS = frozenset({"definition", "states", "business_key", "started_by", "query", "page_size"})
+DOCUMENT_VERSIONS = ("latest", "all")
+
+
+@dataclass(frozen=True)
+class BonitaVariable:
+    """A case or activity variable: ``value`` decoded into Python from ``type`` (a Java class name)."""
+
+    name: str
+    type: str | None
+    value: Any
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> BonitaVariable:
+        # caseVariable carries ``type``, activityVariable ``className`` (ActivityVariable.yaml).
+        java_type = raw.get("type") or raw.get("className")
+        return cls(
+            name=str(raw.get("name")),
+            type=java_type,
+            value=bv.from_java(java_type, raw.get("value")),
+            raw=raw,
+        )
+
+
+class BonitaHook(BpmHook):
+    """Bonita (Community and Subscription editions), connection type ``bonita``.
+
+    Connection: host = the Bonita URL with its context root (``https://host:8080/bonita``), login
+    and password of a Bonita user (or ``auth_type: bearer`` and the access token as password).
+    Extras: ``tenant`` (sent at login), ``business_key_variable``, ``timezone`` (IANA name of the
+    server's clock, for Bonita's zone-less timestamps; default UTC), ``page_size`` and
+    ``document_versions`` (``latest`` or ``all``: what :meth:`list_files` returns).
+    """
+
+    conn_type = "bonita"
+    hook_name = "Bonita"
+    system = "Bonita"
+    default_conn_name = "bonita_default"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._definitions: dict[str, dict[str, Any]] = {}  # process argument → definition
+        self._definition_names: dict[str, str] = {}  # definition id → name
+        self._session_info: dict[str, Any] | None = None
+
+    # ---- connection extras ------------------------------------------------------------------
+
+    @cached_property
+    def timezone(self) -> tzinfo:
+        name = self.settings.extra_value("timezone")
+        if not name:
+            return UTC
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            return ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BpmConfigError(
+                f"extra field 'timezone' must be an IANA zone name such as Europe/Paris, got {name!r}",
+                conn_id=self.bpm_conn_id,
+            ) from None
+
+    @cached_property
+    def page_size(self) -> int:
+        return self._positive_int(self.settings.extra_value("page_size", DEFAULT_PAGE_SIZE), "page_size")
+
+    @property
+    def business_key_variable(self) -> str | None:
+        value = self.settings.extra_value("business_key_variable")
+        return str(value).strip() or None if value is not None else None
+
+    def _positive_int(self, value: Any, what: str) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if number < 1:
+            raise BpmConfigError(
+                f"{what} must be a positive integer, got {value!r}", conn_id=self.bpm_conn_id
+            )
+        return number
+
+    def _check_id(self, value: Any, what: str) -> str:
+        text = str(value).strip() if value is not None else ""
+        if not _ID.match(text):
+            raise BpmConfigError(
+                f"{what} must be a Bonita id (letters, digits, '_', '-', '.'), got {value!r}",
+                conn_id=self.bpm_conn_id,
+            )
+        return text
+
+    def _check_options(self, given: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise BpmConfigError(
+                f"{where} does not know {', '.join(map(repr, unknown))}; "
+                f"Bonita accepts: {', '.join(sorted(allowed)) or 'nothing'}",
+                conn_id=self.bpm_conn_id,
+            )
+
+    # ---- auth: session login or bearer token ------------------------------------------------
+
+    @property
+    def _bearer(self) -> bool:
+        return self.settings.auth_type == "bearer"
+
+    def _login_flow(self) -> Flow[dict[str, str]] | None:
+        return None if self._bearer else self._session_login_flow()
+
+    def _login_flow_available(self) -> bool:
+        # A refused bearer token stays refused: logging in again would only repeat the 401.
+        return not self._bearer
+
+    def _session_login_flow(self) -> Flow[dict[str, str]]:
+        """POST /loginservice (loginservice.yaml): form fields, 204 and the CSRF token cookie."""
+        s = self.settings
+        form: list[tuple[str, Any]] = [("username", s.login), ("password", s.password), ("redirect", "false")]
+        tenant = s.extra_value("tenant")
+        if tenant is not None:
+            form.append(("tenant", str(tenant)))
+        # A login creates only a session: sending it again after a network error is harmless.
+        request = Request("POST", "/loginservice", data=form, authenticate=False, idempotent=True)
+        try:
+            reply = yield request
+        except BpmAuthError as exc:
+            raise self._login_refused(exc.status, exc.server_message) from None
+        if reply.status != 204:
+            raise self._login_refused(reply.status, f"expected HTTP 204, got {reply.status}")
+        self._session_info = None
+        token = reply.cookies.get(TOKEN_NAME) or reply.headers.get(TOKEN_NAME)
+        if token:
+            self._mask(token)
+            return {TOKEN_NAME: token}
+        # Servers with CSRF protection switched off set no token; their session cookie is enough.
+        self.log.info("Bonita login of %r set no %s cookie; sending changes without it", s.login, TOKEN_NAME)
+        return {}
+
+    def _login_refused(self, status: int | None, server_message: str | None) -> BpmAuthError:
+        return BpmAuthError(
+            f"Bonita refused the login of user {self.settings.login!r}: check the login, the password"
+            + (
+                f" and the tenant {self.settings.extra_value('tenant')!r}"
+                if self.settings.extra_value("tenant")
+                else ""
+            )
+            + " of the connection",
+            system=self.system,
+            conn_id=self.bpm_conn_id,
+            method="POST",
+            path="/loginservice",
+            status=status,
+            server_message=scrub(server_message, self.settings.secrets) if server_message else None,
+        )
+
+    def _auth_headers(self, request: Request, session: Mapping[str, str] | None) -> dict[str, str]:
+        if self._bearer:
+            return {"Authorization": f"Bearer {self.settings.password}"}
+        if request.method.upper() in CHANGING_METHODS:
+            return dict(session or {})
+        return {}
+
+    def _logout(self, transport: SyncTransport) -> None:
+        """GET /logoutservice?redirect=false (logoutservice.yaml); a failure is logged, never raised."""
+        if self._bearer or transport.session_headers is None:
+            return
+        try:
+            reply = transport.send(Request("GET", "/logoutservice", params=[("redirect", "false")]), {})
+            if not reply.ok:
+                self.log.warning(
+                    "Bonita logout for connection %r answered HTTP %s", self.bpm_conn_id, reply.status
+                )
+        except Exception as exc:  # the work is done; a failed logout only leaves a session to expire
+            self.log.warning(
+                "Bonita logout for connection %r failed: %s",
+                self.bpm_conn_id,
+                scrub(str(exc), self.settings.secrets),
+            )
+        finally:
+            transport.session_headers = None
+            transport.clear_cookies()
+
+    async def aclose(self) -> None:
+        transport = self._async_transport
+        if transport is not None and not self._bearer and transport.session_headers is not None:
+            await self._alogout(transport)
+        await super().aclose()
+
+    async def _alogout(self, transport: AsyncTransport) -> None:
+        try:
+            reply = await transport.send(Request("GET", "/logoutservice", params=[("redirect", "false")]), {})
+            if not reply.ok:
+                self.log.warning(
+                    "Bonita logout for connection %r answered HTTP %s", self.bpm_conn_id, reply.status
+                )
+        except Exception as exc:  # see _logout
+            self.log.warning(
+                "Bonita logout for connection %r failed: %s",
+                self.bpm_conn_id,
+                scrub(str(exc), self.settings.secrets),
+            )
+        finally:
+            transport.session_headers = None
+            transport.clear_cookies()
+
+    def session_info(self) -> dict[str, Any]:
+        """GET /API/system/session/unusedId (API@system@session@unusedId.yaml): user_id, user_name..."""
+        if self._session_info is None:
+            request = Request("GET", "/API/system/session/unusedId")
+            reply = self.request(request)
+            body = self._json(request, reply)
+            if not isinstance(body, Mapping) or body.get("user_id") in (None, ""):
+                raise self._unexpected(request, reply, "no user_id in the session")
+            self._session_info = dict(body)
+        return self._session_info
+
+    def _probe(self) -> str:
+        info = self.session_info()
+        version = f" {info['version']}" if info.get("version") else ""
+        return f"Logged in to Bonita{version} as {info.get('user_name')!r} (user id {info.get('user_id')})"
+
+    # ---- errors -----------------------------------------------------------------------------
+
+    def _server_message(self, reply: Reply) -> str:
+        """Error.yaml's ``message`` (or the 429 body's reason); the raw text when not JSON."""
+        try:
+            body = reply.json()
+        except ValueError:
+            return reply.text
+        return bv.error_message(body) or reply.text
+
+    def _error_details(self, reply: Reply) -> list[str]:
+        """Every ``explanations`` entry: a contract violation lists each broken rule there."""
+        try:
+            return bv.contract_explanations(reply.json())
+        except ValueError:
+            return []
+
+    # ---- searches ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _search_params(
+        page: int,
+        count: int,
+        filters: Mapping[str, Any] | Sequence[tuple[str, Any]] | None,
+        order: str | None,
+        search: str | None,
+        deploy: Sequence[str],
+    ) -> list[tuple[str, Any]]:
+        """p, c, one ``f=name=value`` per filter, o, s and d (components/parameters/page*.yaml)."""
+        params: list[tuple[str, Any]] = [("p", page), ("c", count)]
+        pairs = filters.items() if isinstance(filters, Mapping) else (filters or ())
+        for name, value in pairs:
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            params.append(("f", f"{name}={value}"))
+        if order:
+            params.append(("o", order))
+        if search:
+            params.append(("s", search))
+        params.extend(("d", item) for item in deploy)
+        return params
+
+    def _page_flow(
+        self,
+        resource: str,
+        page: int,
+        count: int,
+        *,
+        filters: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        order: str | None = None,
+        search: str | None = None,
+        deploy: Sequence[str] = (),
+    ) -> Flow[tuple[list[dict[str, Any]], int | None]]:
+        """One page of a search and the total the server announces in ``Content-Range``."""
+        request = Request(
+            "GET", f"/API/{resource}", params=self._search_params(page, count, filters, order, search, deploy)
+        )
+        reply = yield request
+        body = self._json(request, reply)
+        if not isinstance(body, list):
+            raise self._unexpected(request, reply, "a search must answer a JSON array")
+        return body, bv.total_from_content_range(reply.headers.get("content-range"))
+
+    @staticmethod
+    def _last_page(batch: list[Any], total: int | None, count: int, seen: int) -> bool:
+        if not batch:
+            return True
+        if total is not None:
+            return seen >= total  # the server may cap c below what was asked: trust the total
+        return len(batch) < count
+
+    def _search_all_flow(
+        self,
+        resource: str,
+        *,
+        filters: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        order: str | None = None,
+        deploy: Sequence[str] = (),
+        page_size: int | None = None,
+    ) -> Flow[list[dict[str, Any]]]:
+        """Every page of a search, as one list (for flows that also run in the triggerer)."""
+        count = page_size or self.page_size
+        items: list[dict[str, Any]] = []
+        page = 0
+        while True:
+            batch, total = yield from self._page_flow(
+                resource, page, count, filters=filters, order=order, deploy=deploy
+            )
+            items.extend(batch)
+            if self._last_page(batch, total, count, len(items)):
+                return items
+            page += 1
+
+    def search(
+        self,
+        resource: str,
+        *,
+        filters: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        order: str | None = None,
+        search: str | None = None,
+        deploy: Sequence[str] = (),
+        page_size: int | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of ``GET /API/{resource}`` (e.g. ``"bpm/case"``), fetched page by page as iterated.
+
+        ``filters`` become repeated ``f=name=value`` parameters, ``order`` is ``o`` (``"name ASC"``),
+        ``search`` is ``s`` and ``deploy`` the ``d`` attributes to expand.
+        """
+        count = self._positive_int(page_size, "page_size") if page_size is not None else self.page_size
+        resource = resource.strip("/")
+        if resource.startswith("API/"):
+            resource = resource[4:]
+
+        def pages() -> Iterator[dict[str, Any]]:
+            page, seen = 0, 0
+            while True:
+                batch, total = self._run(
+                    self._page_flow(
+                        resource, page, count, filters=filters, order=order, search=search, deploy=deploy
+                    )
+                )
+                for item in batch:
+                    if limit is not None and seen >= limit:
+                        return
+                    seen += 1
+                    yield item
+                if self._last_page(batch, total, count, page * count + len(batch)):
+                    return
+                page += 1
+
+        return pages()
+
+    def count(
+        self, resource: str, *, filters: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None
+    ) -> int:
+        """How many items a search matches, from ``Content-Range`` (one item is fetched)."""
+        batch, total = self._run(self._page_flow(resource.strip("/"), 0, 1, filters=filters))
+        return total if total is not None else len(batch)
+
+    # ---- process definitions ----------------------------------------------------------------
+
+    def get_process_definition(self, process: str | int) -> dict[str, Any]:
+        """The process definition for ``"Name"`` (latest enabled), ``"Name@1.2"`` or a numeric id.
+
+        GET /API/bpm/process/{id} (API@bpm@process@{id}.yaml) or a search on ``name``, ``version``
+        and ``activationState`` ordered by ``deploymentDate DESC`` (API@bpm@process.yaml).
+        """
+        key = str(process).strip() if process is not None else ""
+        if not key:
+            raise BpmConfigError(
+                "process is required: a process name, 'name@version' or id", conn_id=self.bpm_conn_id
+            )
+        if key in self._definitions:
+            return self._definitions[key]
+        if key.isdigit():
+            definition = self._definition_by_id(key)
+        else:
+            name, at, version = key.rpartition("@")
+            if not at:
+                name, version = key, ""
+            if not name or (at and not version):
+                raise BpmConfigError(
+                    f"process {key!r} is neither 'name', 'name@version' nor a numeric id",
+                    conn_id=self.bpm_conn_id,
+                )
+            definition = self._definition_by_name(name, version or None)
+        self._definitions[key] = definition
+        self._definition_names[str(definition.get("id"))] = str(definition.get("name"))
+        return definition
+
+    def _definition_by_id(self, definition_id: str) -> dict[str, Any]:
+        request = Request("GET", f"/API/bpm/process/{definition_id}")
+        try:
+            reply = self.request(request)
+        except BpmNotFound as exc:
+            raise BpmNotFound(
+                f"no process definition with id {definition_id}",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+                method=request.method,
+                path=request.path,
+                status=exc.status,
+            ) from None
+        body = self._json(request, reply)
+        if not isinstance(body, Mapping):
+            raise self._unexpected(request, reply, "a process definition must be a JSON object")
+        return dict(body)
+
+    def _definition_by_name(self, name: str, version: str | None) -> dict[str, Any]:
+        filters = (
+            [("name", name), ("version", version)]
+            if version
+            else [("name", name), ("activationState", "ENABLED")]
+        )
+        batch, _ = self._run(
+            self._page_flow("bpm/process", 0, 1, filters=filters, order="deploymentDate DESC")
+        )
+        if batch:
+            return dict(batch[0])
+        raise self._unknown_process(name, version)
+
+    def _unknown_process(self, name: str, version: str | None) -> BpmNotFound:
+        """Name what exists: the versions of ``name``, or close and available process names."""
+        deployed: dict[str, list[str]] = {}
+        for item in self.search("bpm/process", order="name ASC", limit=1000):
+            deployed.setdefault(str(item.get("name")), []).append(
+                f"{item.get('version')} ({item.get('activationState', '?')})"
+            )
+        details: list[str] = []
+        if name in deployed:
+            what = (
+                f"process {name!r} has no version {version!r}"
+                if version
+                else f"process {name!r} has no enabled version"
+            )
+            details.append("deployed versions: " + ", ".join(deployed[name]))
+        else:
+            what = f"no process named {name!r}" + (f" with version {version!r}" if version else "")
+            lowered = {n.lower(): n for n in deployed}
+            close = difflib.get_close_matches(name.lower(), list(lowered), n=5, cutoff=0.6)
+            if close:
+                details.append("did you mean: " + ", ".join(lowered[c] for c in close))
+            names = sorted(deployed)
+            shown = ", ".join(names[:30]) + (f" and {len(names) - 30} more" if len(names) > 30 else "")
+            details.append(f"processes visible to user {self.settings.login!r}: {shown or 'none'}")
+        return BpmNotFound(
+            what,
+            system=self.system,
+            conn_id=self.bpm_conn_id,
+            method="GET",
+            path="/API/bpm/process",
+            details=details,
+        )
+
+    def get_process_contract(self, process: str | int) -> dict[str, Any]:
+        """GET /API/bpm/process/{id}/contract (API@bpm@process@{id}@contract.yaml): inputs, constraints."""
+        definition_id = self._check_id(self.get_process_definition(process).get("id"), "process id")
+        request = Request("GET", f"/API/bpm/process/{definition_id}/contract")
+        return self._json(request, self.request(request))
+
+    # ---- starting -----------------------------------------------------------------------------
+
+    def start_process(
+        self,
+        process: str,
+        *,
+        variables: Mapping[str, Any] | None = None,
+        business_key: str | None = None,
+        **options: Any,
+    ) -> ProcessInstance:
+        """Start a case of ``process`` (``"Name"``, ``"Name@1.2"`` or an id).
+
+        ``variables`` are the contract inputs sent to POST /API/bpm/process/{id}/instantiation
+        (API@bpm@process@{id}@instantiation.yaml; a violated contract raises BpmValidationError
+        listing every explanation, a 429 is waited out per Retry-After). With option
+        ``via="case"`` they are process variables for POST /API/bpm/case (API@bpm@case.yaml), the
+        way to start processes that have no contract.
+        """
+        self._check_options(options, ("via",), "start_process")
+        via = options.get("via", "instantiation")
+        if via not in START_VIAS:
+            raise BpmConfigError(
+                f"option via must be one of {', '.join(START_VIAS)}, got {via!r}", conn_id=self.bpm_conn_id
+            )
+        inputs = dict(variables or {})
+        if business_key is not None:
+            key_variable = self._require_business_key_variable("start a process with a business_key")
+            if key_variable in inputs and str(inputs[key_variable]) != str(business_key):
+                raise BpmConfigError(
+                    f"variables[{key_variable!r}] = {inputs[key_variable]!r} contradicts "
+                    f"business_key {business_key!r}",
+                    conn_id=self.bpm_conn_id,
+                )
+            inputs[key_variable] = str(business_key)
+        definition = self.get_process_definition(process)
+        state = definition.get("activationState")
+        if state not in (None, "ENABLED"):
+            raise BpmConfigError(
+                f"process {definition.get('name')!r} version {definition.get('version')!r} is {state}: "
+                "enable it in Bonita or start another version",
+                conn_id=self.bpm_conn_id,
+            )
+        definition_id = self._check_id(definition.get("id"), "process id")
+        if via == "instantiation":
+            request = Request(
+                "POST", f"/API/bpm/process/{definition_id}/instantiation", json=contract_json(inputs)
+            )
+            reply = self.request(request)
+            body = self._json(request, reply)
+            case_id = body.get("caseId") if isinstance(body, Mapping) else None
+            if case_id in (None, ""):
+                raise self._unexpected(request, reply, "no caseId in the answer")
+            case_id = str(case_id)
+            instance = ProcessInstance(
+                id=case_id,
+                state=ProcessState.RUNNING,
+                definition=definition_id,
+                definition_name=definition.get("name"),
+                business_key=business_key,
+                url=self.ui_url(case_id),
+                raw=body,
+            )
+        else:
+            payload = {
+                "processDefinitionId": definition_id,
+                "variables": [
+                    {"name": name, "value": variable_json(value)} for name, value in inputs.items()
+                ],
+            }
+            request = Request("POST", "/API/bpm/case", json=payload)
+            reply = self.request(request)
+            body = self._json(request, reply)
+            if not isinstance(body, Mapping) or body.get("id") in (None, ""):
+                raise self._unexpected(request, reply, "no case id in the answer")
+            instance = self._instance(body, archived=False, business_key=business_key)
+        self.log.info("Started Bonita case %s of %s", instance.id, definition.get("name"))
+        return instance
+
+    def _require_business_key_variable(self, action: str) -> str:
+        variable = self.business_key_variable
+        if not variable:
+            raise BpmConfigError(
+                f"Bonita has no business key: to {action}, set the connection's extra field "
+                "'business_key_variable' to the contract input / case variable that holds it",
+                conn_id=self.bpm_conn_id,
+            )
+        return variable
+
+    # ---- cases ----------------------------------------------------------------------------------
+
+    def _instance(
+        self, case: Mapping[str, Any], *, archived: bool, business_key: str | None = None
+    ) -> ProcessInstance:
+        """A ProcessInstance from a case (ProcessInstance.yaml) or archived case (its sourceObjectId)."""
+        case_id = str(case.get("sourceObjectId") if archived else case.get("id"))
+        definition = case.get("processDefinitionId")
+        if isinstance(definition, Mapping):  # expanded by d=processDefinitionId
+            definition_id = str(definition.get("id")) if definition.get("id") not in (None, "") else None
+            definition_name = definition.get("name")
+            if definition_id and definition_name:
+                self._definition_names[definition_id] = str(definition_name)
+        else:
+            definition_id = str(definition) if definition not in (None, "") else None
+            definition_name = self._definition_names.get(definition_id or "")
+        raw_state = case.get("state")
+        return ProcessInstance(
+            id=case_id,
+            state=bv.process_state(raw_state, case_id=case_id),
+            definition=definition_id,
+            definition_name=definition_name,
+            business_key=business_key,
+            started_at=bv.parse_timestamp(case.get("start"), self.timezone),
+            ended_at=bv.parse_timestamp(case.get("end_date"), self.timezone),
+            url=self.ui_url(case_id),
+            raw=case,
+            raw_state=raw_state,
+        )
+
+    def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
+        """The live case, else (it 404s once ended) the archived one with that sourceObjectId."""
+        case_id = self._check_id(instance_id, "case id")
+        live = Request("GET", f"/API/bpm/case/{case_id}", params=[("d", "processDefinitionId")])
+        try:
+            reply = yield live
+        except BpmNotFound:
+            pass
+        else:
+            body = self._json(live, reply)
+            if not isinstance(body, Mapping):
+                raise self._unexpected(live, reply, "a case must be a JSON object")
+            return self._instance(body, archived=False)
+        params = self._search_params(0, 1, [("sourceObjectId", case_id)], None, None, ["processDefinitionId"])
+        archived = Request("GET", "/API/bpm/archivedCase", params=params)
+        reply = yield archived
+        body = self._json(archived, reply)
+        if not isinstance(body, list):
+            raise self._unexpected(archived, reply, "a search must answer a JSON array")
+        if not body:
+            raise BpmNotFound(
+                f"no case {case_id}: neither a live case nor an archived one",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+                method="GET",
+                path=live.path,
+                status=404,
+            )
+        return self._instance(body[0], archived=True)
+
+    def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
+        """Cases and archived cases matching ``filters``, page after page (live ones first).
+
+        ``definition``: a process name (every version), ``"name@version"`` or an id; ``states``:
+        ProcessState values (live cases are searched only for non-ended states, archived ones only
+        for ended states); ``started_by``: a user id; ``business_key`` (needs the extra
+        ``business_key_variable``); ``query``: more ``f`` filters passed through untouched (a dict
+        or a list of pairs); ``page_size``.
+        """
+        self._check_options(filters, FIND_FILTERS, "find_processes")
+        states = _parse_states(filters.get("states"), conn_id=self.bpm_conn_id)
+        query = filters.get("query") or {}
+        if not isinstance(query, Mapping | list | tuple):
+            raise BpmConfigError(
+                f"filter 'query' must be a dict or a list of pairs, got {query!r}", conn_id=self.bpm_conn_id
+            )
+        page_size = (
+            self._positive_int(filters["page_size"], "page_size") if filters.get("page_size") else None
+        )
+        common: list[tuple[str, Any]] = []
+        definition = filters.get("definition")
+        if definition is not None:
+            text = str(definition).strip()
+            if text.isdigit() or "@" in text:
+                common.append(("processDefinitionId", self.get_process_definition(text).get("id")))
+            else:
+                common.append(("name", text))  # the process name: every version (API@bpm@case.yaml)
+        if filters.get("started_by") is not None:
+            common.append(("started_by", self._check_id(filters["started_by"], "started_by")))
+        common.extend(query.items() if isinstance(query, Mapping) else [tuple(pair) for pair in query])
+        business_key = filters.get("business_key")
+        key_variable = (
+            self._require_business_key_variable("find processes by business_key")
+            if business_key is not None
+            else None
+        )
+        want_live = states is None or any(not s.ended for s in states)
+        want_archived = states is None or any(s.ended for s in states)
+
+        def results() -> Iterator[ProcessInstance]:
+            if want_live:
+                for case in self.search(
+                    "bpm/case", filters=common, deploy=["processDefinitionId"], page_size=page_size
+                ):
+                    instance = self._instance(case, archived=False)
+                    if _keep(instance, states) and self._has_key(instance, key_variable, business_key):
+                        yield instance
+            if want_archived:
+                seen: set[str] = set()
+                for case in self.search(
+                    "bpm/archivedCase", filters=common, deploy=["processDefinitionId"], page_size=page_size
+                ):
+                    instance = self._instance(case, archived=True)
+                    if instance.id in seen:
+                        continue
+                    seen.add(instance.id)
+                    if _keep(instance, states) and self._has_key(instance, key_variable, business_key):
+                        yield instance
+
+        return results()
+
+    def _has_key(self, instance: ProcessInstance, variable: str | None, business_key: Any) -> bool:
+        if variable is None:
+            return True
+        value = self._business_key_of(instance, variable)
+        return value is not None and str(value) == str(business_key)
+
+    def _business_key_of(self, instance: ProcessInstance, variable: str) -> Any:
+        """The key variable of a case: caseVariable while live, archivedCaseVariable once ended."""
+        try:
+            if instance.ended:
+                return self.get_archived_case_variable(instance.id, variable).value
+            return self.get_case_variable(instance.id, variable).value
+        except BpmNotFound:
+            return None
+
+    def find_process_by_business_key(self, process: str, business_key: str) -> ProcessInstance | None:
+        """The newest case of ``process`` (any version) whose business-key variable equals the key.
+
+        Bonita cannot search cases by a variable's value, so this reads the variable of each
+        case of the process: live cases, then archived ones, at most ``business_key_scan_limit``
+        (extra, default 500) of each.
+        """
+        variable = self.business_key_variable
+        if not variable:
+            raise NotImplementedError(
+                "Bonita has no business key; set the connection extra 'business_key_variable' to enable this"
+            )
+        name = self.get_process_definition(process).get("name")
+        limit = self._positive_int(
+            self.settings.extra_value("business_key_scan_limit", DEFAULT_BUSINESS_KEY_SCAN),
+            "business_key_scan_limit",
+        )
+        best: ProcessInstance | None = None
+        for resource, archived in (("bpm/case", False), ("bpm/archivedCase", True)):
+            seen: set[str] = set()
+            scanned = 0
+            for case in self.search(resource, filters=[("name", name)], deploy=["processDefinitionId"]):
+                instance = self._instance(case, archived=archived)
+                if instance.id in seen:
+                    continue
+                seen.add(instance.id)
+                scanned += 1
+                if scanned > limit:
+                    self.log.warning(
+                        "Stopped looking for business key %r after %d %s of %s (business_key_scan_limit)",
+                        business_key,
+                        limit,
+                        "archived cases" if archived else "cases",
+                        name,
+                    )
+                    break
+                if self._has_key(instance, variable, business_key) and (
+                    best is None or _newer(instance, best)
+                ):
+                    best = replace_key(instance, str(business_key))
+        return best
+
+    def cancel_process(self, instance_id: str) -> None:
+        """PUT /API/bpm/case/{id} ``{"state": "cancelled"}`` (API@bpm@case@{id}.yaml, Bonita 2025.1+).
+
+        A case that has already ended is left alone (it is logged); an unknown case raises BpmNotFound.
+        """
+        case_id = self._check_id(instance_id, "case id")
+        try:
+            self.request(Request("PUT", f"/API/bpm/case/{case_id}", json={"state": "cancelled"}))
+        except BpmNotFound:
+            instance = self.get_process(case_id)
+            if not instance.ended:
+                raise
+            self.log.info(
+                "Bonita case %s had already ended (%s); nothing to cancel", case_id, instance.raw_state
+            )
+
+    def delete_case(self, instance_id: str) -> None:
+        """DELETE /API/bpm/case/{id} (API@bpm@case@{id}.yaml): the case and its data are gone."""
+        case_id = self._check_id(instance_id, "case id")
+        self.request(Request("DELETE", f"/API/bpm/case/{case_id}"))
+
+    def ui_url(self, instance_id: str) -> str | None:
+        # The "process overview" short URL of Bonita's Applications URLs page.
+        return f"{self.base_url}/portal/form/processInstance/{quote(str(instance_id), safe='')}"
+
+    # ---- tasks ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _task(raw: Mapping[str, Any]) -> Task:
+        """A Task from a HumanTask (HumanTask.yaml); ``assigned_id`` is "" or "0" when unassigned."""
+        assignee = raw.get("assigned_id")
+        case = raw.get("caseId") or raw.get("parentCaseId") or raw.get("rootCaseId")
+        return Task(
+            id=str(raw.get("id")),
+            name=raw.get("name"),
+            process_instance_id=str(case) if case not in (None, "") else None,
+            assignee=str(assignee) if assignee not in (None, "", "0", 0, "-1") else None,
+            raw=raw,
+            state=raw.get("state"),
+        )
+
+    def _list_tasks_flow(
+        self, *, process_instance_id: str | None = None, name: str | None = None
+    ) -> Flow[list[Task]]:
+        """GET /API/bpm/humanTask with f=caseId, f=state=ready and f=name (API@bpm@humanTask.yaml)."""
+        filters: list[tuple[str, Any]] = []
+        if process_instance_id is not None:
+            filters.append(("caseId", self._check_id(process_instance_id, "case id")))
+        filters.append(("state", "ready"))
+        if name:
+            filters.append(("name", name))
+        items = yield from self._search_all_flow("bpm/humanTask", filters=filters)
+        return [self._task(item) for item in items]
+
+    def get_task(self, task_id: str) -> Task:
+        """GET /API/bpm/humanTask/{id} (API@bpm@humanTask@{id}.yaml)."""
+        request = Request("GET", f"/API/bpm/humanTask/{self._check_id(task_id, 'task id')}")
+        return self._task(self._json(request, self.request(request)))
+
+    def claim_task(self, task_id: str, assignee: str | None = None) -> None:
+        """PUT /API/bpm/humanTask/{id} ``{"assigned_id": ...}`` (HumanTaskUpdateRequest.yaml).
+
+        ``assignee`` is a Bonita user id; None (or the logged-in user's name) means the logged-in user.
+        """
+        task = self._check_id(task_id, "task id")
+        if assignee in (None, ""):
+            user_id = str(self.session_info()["user_id"])
+        elif str(assignee).strip().isdigit():
+            user_id = str(assignee).strip()
+        elif str(assignee) == str(self.session_info().get("user_name")):
+            user_id = str(self.session_info()["user_id"])
+        else:
+            raise BpmConfigError(
+                f"assignee must be a Bonita user id (digits), got {assignee!r}", conn_id=self.bpm_conn_id
+            )
+        self.request(Request("PUT", f"/API/bpm/humanTask/{task}", json={"assigned_id": user_id}))
+
+    def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None, **options: Any) -> None:
+        """POST /API/bpm/userTask/{id}/execution (API@bpm@userTask@{id}@execution.yaml).
+
+        ``variables`` are the task's contract inputs; option ``assign=True`` adds ``?assign=true``
+        so Bonita assigns the task to the logged-in user first.
+        """
+        self._check_options(options, ("assign",), "complete_task")
+        task = self._check_id(task_id, "task id")
+        params = [("assign", "true")] if options.get("assign") else None
+        self.request(
+            Request(
+                "POST",
+                f"/API/bpm/userTask/{task}/execution",
+                params=params,
+                json=contract_json(dict(variables or {})),
+            )
+        )
+
+    def get_task_contract(self, task_id: str) -> dict[str, Any]:
+        """GET /API/bpm/userTask/{id}/contract (API@bpm@userTask@{id}@contract.yaml)."""
+        request = Request("GET", f"/API/bpm/userTask/{self._check_id(task_id, 'task id')}/contract")
+        return self._json(request, self.request(request))
+
+    # ---- variables (seed 001) -------------------------------------------------------------------
+
+    def _variable(self, path: str) -> BonitaVariable:
+        request = Request("GET", path)
+        reply = self.request(request)
+        body = self._json(request, reply)
+        if not isinstance(body, Mapping):
+            raise self._unexpected(request, reply, "a variable must be a JSON object")
+        return BonitaVariable.from_raw(body)
+
+    def _name(self, name: str) -> str:
+        text = str(name)
+        if not text or "/" in text:
+            raise BpmConfigError(
+                f"variable name must be non-empty without '/', got {name!r}", conn_id=self.bpm_conn_id
+            )
+        return quote(text, safe="")
+
+    def get_activity_variable(self, activity_id: str, name: str) -> BonitaVariable:
+        """GET /API/bpm/activityVariable/{activityId}/{name} (API@bpm@activityVariable@...yaml)."""
+        return self._variable(
+            f"/API/bpm/activityVariable/{self._check_id(activity_id, 'activity id')}/{self._name(name)}"
+        )
+
+    def get_archived_activity_variable(self, activity_id: str, name: str) -> BonitaVariable:
+        """GET /API/bpm/archivedActivityVariable/{activityId}/{name} (Bonita 2022.1+)."""
+        activity = self._check_id(activity_id, "activity id")
+        return self._variable(f"/API/bpm/archivedActivityVariable/{activity}/{self._name(name)}")
+
+    def get_case_variable(self, case_id: str, name: str) -> BonitaVariable:
+        """GET /API/bpm/caseVariable/{caseId}/{name} (API@bpm@caseVariable@{id}@{variableName}.yaml)."""
+        return self._variable(
+            f"/API/bpm/caseVariable/{self._check_id(case_id, 'case id')}/{self._name(name)}"
+        )
+
+    def search_case_variables(self, case_id: str) -> Iterator[BonitaVariable]:
+        """GET /API/bpm/caseVariable?f=case_id=.. (API@bpm@caseVariable.yaml), page after page."""
+        filters = [("case_id", self._check_id(case_id, "case id"))]
+        return (BonitaVariable.from_raw(item) for item in self.search("bpm/caseVariable", filters=filters))
+
+    def update_case_variable(
+        self, case_id: str, name: str, value: Any, *, java_type: str | None = None
+    ) -> None:
+        """PUT /API/bpm/caseVariable/{caseId}/{name} ``{"type", "value"}``.
+
+        (Body: ProcessInstanceVariableUpdateRequest.yaml.)
+
+        The Java type follows the Python value (see :func:`bonita_values.to_java`) unless
+        ``java_type`` or a ``(type, value)`` tuple names it; only String, Integer, Long, Double,
+        Boolean and Date are accepted by Bonita.
+        """
+        kind, text = bv.to_java(value, java_type=java_type, variable=str(name))
+        path = f"/API/bpm/caseVariable/{self._check_id(case_id, 'case id')}/{self._name(name)}"
+        self.request(Request("PUT", path, json={"type": kind, "value": text}))
+
+    def get_archived_case_variable(self, case_id: str, name: str) -> BonitaVariable:
+        """GET /API/bpm/archivedCaseVariable/{caseId}/{name} (Bonita 2022.1+)."""
+        return self._variable(
+            f"/API/bpm/archivedCaseVariable/{self._check_id(case_id, 'case id')}/{self._name(name)}"
+        )
+
+    def search_archived_case_variables(self, case_id: str) -> Iterator[BonitaVariable]:
+        """GET /API/bpm/archivedCaseVariable?f=case_id=.. (API@bpm@archivedCaseVariable.yaml)."""
+        filters = [("case_id", self._check_id(case_id, "case id"))]
+        return (
+            BonitaVariable.from_raw(item) for item in self.search("bpm/archivedCaseVariable", filters=filters)
+        )
+
+    # ---- documents (seed 001) -------------------------------------------------------------------
+
+    def search_documents(
+        self,
+        case_id: str | None = None,
+        *,
+        name: str | None = None,
+        submitted_by: str | None = None,
+        description: str | None = None,
+        order: str | None = None,
+        search: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """GET /API/bpm/caseDocument, f=caseId, name, submittedBy, description (API@bpm@caseDocument.yaml)."""
+        filters = [
+            ("caseId", self._check_id(case_id, "case id") if case_id is not None else None),
+            ("name", name),
+            ("submittedBy", submitted_by),
+            ("description", description),
+        ]
+        return self.search("bpm/caseDocument", filters=filters, order=order, search=search)
+
+    def get_document(self, document_id: str) -> dict[str, Any]:
+        """GET /API/bpm/caseDocument/{id} (API@bpm@caseDocument@{id}.yaml)."""
+        request = Request("GET", f"/API/bpm/caseDocument/{self._check_id(document_id, 'document id')}")
+        return self._json(request, self.request(request))
+
+    def search_archived_documents(
+        self,
+        *,
+        case_id: str | None = None,
+        archived_case_id: str | None = None,
+        source_object_id: str | None = None,
+        name: str | None = None,
+        order: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """GET /API/bpm/archivedCaseDocument (API@bpm@archivedCaseDocument.yaml): earlier versions
+        of live documents and every version of the documents of ended cases."""
+        filters = [
+            (
+                "sourceObjectId",
+                self._check_id(source_object_id, "document id") if source_object_id is not None else None,
+            ),
+            ("caseId", self._check_id(case_id, "case id") if case_id is not None else None),
+            (
+                "archivedCaseId",
+                self._check_id(archived_case_id, "archived case id")
+                if archived_case_id is not None
+                else None,
+            ),
+            ("name", name),
+        ]
+        return self.search("bpm/archivedCaseDocument", filters=filters, order=order)
+
+    def document_versions(self, document_id: str) -> list[dict[str, Any]]:
+        """Every version of a document, oldest first: its archived versions, then the live one."""
+        versions = list(self.search_archived_documents(source_object_id=document_id))
+        with suppress(BpmNotFound):  # once the case ended, every version is archived
+            versions.append(self.get_document(document_id))
+        return sorted(versions, key=lambda d: _int(d.get("version")))
+
+    def upload_file(
+        self, source: Any, *, file_name: str | None = None, source_conn_id: str | None = None
+    ) -> dict[str, Any]:
+        """POST /API/formFileUpload (API@formFileUpload.yaml), multipart field ``file``.
+
+        Returns ``{filename, tempPath, contentType}``: ``tempPath`` names the file in the tenant's
+        temporary folder for a caseDocument ``file`` or a FILE contract input. ``source`` is a
+        local path, an object-storage URL (``s3://...``, read with ``source_conn_id``), an
+        ObjectStoragePath or bytes (then ``file_name`` is required).
+        """
+        name, content = self._read_source(source, file_name, source_conn_id)
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        # Read into memory (Bonita caps documents at a few tens of MB) so a retry re-sends it whole.
+        request = Request("POST", "/API/formFileUpload", files={"file": (name, content, content_type)})
+        reply = self.request(request)
+        body = self._json(request, reply)
+        if not isinstance(body, Mapping) or not body.get("tempPath"):
+            raise self._unexpected(request, reply, "no tempPath in the upload answer")
+        return dict(body)
+
+    def _read_source(self, source: Any, file_name: str | None, conn_id: str | None) -> tuple[str, bytes]:
+        if isinstance(source, bytes | bytearray):
+            if not file_name:
+                raise BpmConfigError("uploading bytes needs a file_name", conn_id=self.bpm_conn_id)
+            return file_name, bytes(source)
+        text = os.fspath(source) if isinstance(source, str | os.PathLike) else None
+        if text is not None and "://" not in text:
+            from pathlib import Path
+
+            path = Path(text)
+            if not path.is_file():
+                raise BpmConfigError(f"no local file {text!r} to upload", conn_id=self.bpm_conn_id)
+            return file_name or path.name, path.read_bytes()
+        from airflow.sdk import ObjectStoragePath
+
+        storage = (
+            source if isinstance(source, ObjectStoragePath) else ObjectStoragePath(text, conn_id=conn_id)
+        )
+        try:
+            return file_name or storage.name, storage.read_bytes()
+        except FileNotFoundError:
+            raise BpmConfigError(f"no file {str(storage)!r} to upload", conn_id=self.bpm_conn_id) from None
+
+    def add_document(
+        self,
+        case_id: str,
+        name: str,
+        *,
+        source: Any = None,
+        url: str | None = None,
+        file_name: str | None = None,
+        description: str | None = None,
+        source_conn_id: str | None = None,
+    ) -> dict[str, Any]:
+        """POST /API/bpm/caseDocument (ProcessInstanceDocumentCreateRequest.yaml).
+
+        Give ``source`` (a file, uploaded first with :meth:`upload_file`) or ``url`` (an external
+        document: Bonita keeps the link, ``isInternal`` is false).
+        """
+        payload: dict[str, Any] = {"caseId": self._check_id(case_id, "case id"), "name": name}
+        payload.update(self._document_content(source, url, file_name, source_conn_id))
+        if description is not None:
+            payload["description"] = description
+        request = Request("POST", "/API/bpm/caseDocument", json=payload)
+        return self._json(request, self.request(request))
+
+    def update_document(
+        self,
+        document_id: str,
+        *,
+        source: Any = None,
+        url: str | None = None,
+        file_name: str | None = None,
+        description: str | None = None,
+        source_conn_id: str | None = None,
+    ) -> dict[str, Any]:
+        """PUT /API/bpm/caseDocument/{id} (ProcessInstanceDocumentUpdateRequest.yaml): a new version."""
+        payload = self._document_content(source, url, file_name, source_conn_id)
+        if description is not None:
+            payload["description"] = description
+        request = Request(
+            "PUT", f"/API/bpm/caseDocument/{self._check_id(document_id, 'document id')}", json=payload
+        )
+        reply = self.request(request)
+        return self._json(request, reply) if reply.body.strip() else {}
+
+    def _document_content(
+        self, source: Any, url: str | None, file_name: str | None, conn_id: str | None
+    ) -> dict[str, Any]:
+        if (source is None) == (url is None):
+            raise BpmConfigError(
+                "give exactly one of source (a file) or url (an external document)", conn_id=self.bpm_conn_id
+            )
+        if url is not None:
+            return {"url": url}
+        upload = self.upload_file(source, file_name=file_name, source_conn_id=conn_id)
+        local_name = file_name or upload.get("filename") or os.path.basename(str(source))
+        return {"file": upload["tempPath"], "fileName": local_name}
+
+    def delete_document(self, document_id: str) -> None:
+        """DELETE /API/bpm/caseDocument/{id} (API@bpm@caseDocument@{id}.yaml)."""
+        self.request(Request("DELETE", f"/API/bpm/caseDocument/{self._check_id(document_id, 'document id')}"))
+
+    # ---- files of a case --------------------------------------------------------------------------
+
+    def list_files(self, instance_id: str, *, all_versions: bool | None = None) -> Iterator[ProcessFile]:
+        """The documents of a case, live and archived: the latest version of each by default.
+
+        ``all_versions`` (default: extra ``document_versions`` = ``all``) lists every version.
+        External documents (``isInternal`` false) are listed with ``external_url`` set, never dropped.
+        """
+        case_id = self._check_id(instance_id, "case id")
+        if all_versions is None:
+            mode = str(self.settings.extra_value("document_versions", "latest")).strip().lower()
+            if mode not in DOCUMENT_VERSIONS:
+                raise BpmConfigError(
+                    f"extra field 'document_versions' must be latest or all, got {mode!r}",
+                    conn_id=self.bpm_conn_id,
+                )
+            all_versions = mode == "all"
+        live = list(self.search("bpm/caseDocument", filters=[("caseId", case_id)]))
+        archived = list(self.search("bpm/archivedCaseDocument", filters=[("caseId", case_id)]))
+        if not live and not archived:
+            self.get_process(case_id)  # BpmNotFound for a case that does not exist
+        chosen = _pick_versions(live, archived, all_versions=all_versions)
+        files = [self._process_file(case_id, document) for document in chosen]
+        external = [f.name for f in files if f.external_url]
+        if external:
+            self.log.info(
+                "Case %s has %d external document(s) Bonita only links to: %s",
+                case_id,
+                len(external),
+                external,
+            )
+        return iter(files)
+
+    def _process_file(self, case_id: str, document: Mapping[str, Any]) -> ProcessFile:
+        url = document.get("url") or None
+        internal = bv.is_true(document.get("isInternal", True))
+        name = document.get("fileName") or (urlsplit(url).path.rsplit("/", 1)[-1] if url else None)
+        return ProcessFile(
+            name=str(name or document.get("name") or f"document-{document.get('id')}"),
+            size=None,  # Bonita does not tell the size of a document before its download
+            content_type=document.get("contentMimetype") or None,
+            process_instance_id=str(document.get("caseId") or case_id),
+            ref={
+                "document_id": str(document.get("sourceObjectId") or document.get("id")),
+                "version": document.get("version"),
+                "url": url,
+                "contentStorageId": document.get("contentStorageId"),
+                "fileName": document.get("fileName"),
+            },
+            raw=document,
+            group=document.get("name"),
+            external_url=None if internal else url,
+        )
+
+    @contextmanager
+    def open_file(self, file: ProcessFile) -> Iterator[Reply]:
+        """GET /portal/documentDownload?fileName=..&contentStorageId=.. streamed (the document's ``url``)."""
+        if file.external_url:
+            raise BpmNotFound(
+                f"document {file.group!r} ({file.name}) is external: Bonita stores only its link "
+                f"{file.external_url}, download it from there",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        request = Request("GET", "/portal/documentDownload", params=self._download_params(file), stream=True)
+        reply = self.request(request)
+        try:
+            yield reply
+        finally:
+            reply.close()
+
+    def _download_params(self, file: ProcessFile) -> list[tuple[str, str]]:
+        ref = file.ref or {}
+        url = str(ref.get("url") or "")
+        if url.split("?", 1)[0].endswith("documentDownload") and "?" in url:
+            params = parse_qsl(url.split("?", 1)[1], keep_blank_values=True)
+            if any(key == "contentStorageId" for key, _ in params):
+                return params
+        storage = ref.get("contentStorageId")
+        if storage in (None, ""):
+            raise BpmConfigError(
+                f"file {file.name!r} has no contentStorageId: it does not come from BonitaHook.list_files",
+                conn_id=self.bpm_conn_id,
+            )
+        return [("fileName", str(ref.get("fileName") or file.name)), ("contentStorageId", str(storage))]
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def contract_json(value: Any) -> Any:
+    """Contract inputs as JSON: dates in ISO 8601 (LOCALDATE / OFFSETDATETIME inputs), Decimal as number."""
+    if isinstance(value, Mapping):
+        return {str(k): contract_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [contract_json(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def variable_json(value: Any) -> Any:
+    """Variables for POST /API/bpm/case: dates in epoch milliseconds (ProcessInstanceCreateRequest.yaml)."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+    if isinstance(value, date):
+        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000)
+    return contract_json(value)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _pick_versions(
+    live: list[Mapping[str, Any]], archived: list[Mapping[str, Any]], *, all_versions: bool
+) -> list[Mapping[str, Any]]:
+    """One entry per document (the highest version) or every version, in name/index/version order.
+
+    A live document's ``id`` is the ``sourceObjectId`` of its archived versions; a case that ended
+    has only archived entries.
+    """
+    versions: dict[tuple[str, int], tuple[bool, Mapping[str, Any]]] = {}
+    for is_live, documents in ((False, archived), (True, live)):
+        for document in documents:
+            identity = str(
+                document.get("id") if is_live else (document.get("sourceObjectId") or document.get("id"))
+            )
+            versions[(identity, _int(document.get("version")))] = (is_live, document)  # live wins a tie
+    if not all_versions:
+        latest: dict[str, tuple[int, Mapping[str, Any]]] = {}
+        for (identity, version), (_, document) in versions.items():
+            if identity not in latest or version >= latest[identity][0]:
+                latest[identity] = (version, document)
+        chosen = [document for _, document in latest.values()]
+    else:
+        chosen = [document for _, document in versions.values()]
+    return sorted(
+        chosen,
+        key=lambda d: (str(d.get("name")), _int(d.get("index")), _int(d.get("version")), str(d.get("id"))),
+    )
+
+
+def _parse_states(value: Any, *, conn_id: str) -> frozenset[ProcessState] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str | ProcessState) else list(value)
+    try:
+        return frozenset(ProcessState.parse(item) for item in items)
+    except ValueError as exc:
+        raise BpmConfigError(f"filter 'states': {exc}", conn_id=conn_id) from None
+
+
+def _keep(instance: ProcessInstance, states: frozenset[ProcessState] | None) -> bool:
+    return states is None or instance.state in states
+
+
+def _newer(candidate: ProcessInstance, best: ProcessInstance) -> bool:
+    return (_int(candidate.id), candidate.started_at or datetime.min.replace(tzinfo=UTC)) > (
+        _int(best.id),
+        best.started_at or datetime.min.replace(tzinfo=UTC),
+    )
+
+
+def replace_key(instance: ProcessInstance, business_key: str) -> ProcessInstance:
+    from dataclasses import replace
+
+    return replace(instance, business_key=business_key)
+
+
+__all__ = ["BonitaHook", "BonitaVariable", "contract_json", "variable_json"]

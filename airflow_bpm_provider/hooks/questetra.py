@@ -1,0 +1,897 @@
+"""Questetra BPM Suite and DataSpider BPM: the Workflow API under ``/API/PE``, ``/API/OR``, ``/API/PIM``.
+
+One hook serves both: DataSpider BPM answers the same API under a context root
+(``https://host:port/userweb``), which the connection's base URL carries. Parameters go as form
+data or query strings (never JSON), lists repeat their name, every list call sends ``limit``
+(the server's default is 1) and pages with ``start``. Searches are POSTs that only read, so they
+are marked safe to repeat; starting, saving, accepting, stopping and deleting are not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import tzinfo
+from functools import cached_property
+from typing import IO, Any
+
+from airflow_bpm_provider.exceptions import (
+    BpmConfigError,
+    BpmConflict,
+    BpmError,
+    BpmNotFound,
+    BpmServerError,
+    BpmTransferError,
+    BpmValidationError,
+)
+from airflow_bpm_provider.hooks.base import BpmHook
+from airflow_bpm_provider.hooks.http import Flow, Reply, Request
+from airflow_bpm_provider.hooks.questetra_criteria import (
+    PROCESS_ROOT,
+    WORKITEM_ROOT,
+    build_criteria,
+    criteria_text,
+)
+from airflow_bpm_provider.hooks.questetra_dates import parse_api_datetime
+from airflow_bpm_provider.hooks.questetra_form import (
+    WorkitemForm,
+    build_save_params,
+    parse_form,
+    parse_save_result,
+)
+from airflow_bpm_provider.models import ProcessFile, ProcessInstance, ProcessState, Task
+
+LIST_STARTABLE = "/API/PE/ProcessModel/listStartable"
+START = "/API/PE/ProcessInstance/start"
+LIST_ALLOCATED = "/API/PE/Workitem/listAllocated"
+LIST_OFFERED = "/API/PE/Workitem/listOffered"
+BATCH_ACCEPT = "/API/PE/Workitem/batchAccept"
+FORM_VIEW = "/API/PE/Workitem/Form/viewXml"
+FORM_SAVE = "/API/PE/Workitem/Form/save"
+WORKITEM_LIST = "/API/OR/Workitem/list"
+WORKITEM_CSV = "/API/OR/Workitem/listCsv"
+WORKITEM_CSV_UTF16 = "/API/OR/Workitem/listCsvUtf16"
+PROCESS_LIST = "/API/OR/ProcessInstance/list"
+PROCESS_CSV = "/API/OR/ProcessInstance/listCsv"
+PROCESS_CSV_UTF16 = "/API/OR/ProcessInstance/listCsvUtf16"
+PROCESS_VIEW = "/API/OR/ProcessInstance/view"
+FILE_DOWNLOAD = "/API/OR/ProcessInstance/File/download"
+STAR_ADD = "/API/OR/Workitem/Star/add"
+STAR_REMOVE = "/API/OR/Workitem/Star/remove"
+REALLOCATE = "/API/PIM/Workitem/reallocate"
+PROCESS_STOP = "/API/OR/ProcessInstance/stop"
+PROCESS_DELETE = "/API/OR/ProcessInstance/delete"
+
+MAX_LIMIT = 1000  # the API's maximum page size
+DEFAULT_PAGE_SIZE = 100
+CHUNK_SIZE = 64 * 1024
+
+STATES = {
+    "STARTED": ProcessState.RUNNING,
+    "ENDED": ProcessState.COMPLETED,
+    "FAILED": ProcessState.FAILED,  # ended abnormally, including stopped by a person
+}
+FILTER_STATES = {
+    ProcessState.RUNNING: "STARTED",
+    ProcessState.SUSPENDED: "STARTED",  # Questetra cannot suspend: a paused process is still STARTED
+    ProcessState.COMPLETED: "ENDED",
+    ProcessState.FAILED: "FAILED",
+    ProcessState.CANCELLED: "FAILED",
+}
+OPEN_WORKITEM_STATES = ("OFFERED", "ALLOCATED", "STARTED")
+FORM_OPTIONS = ("title", "flow", "qgroup_id", "save_only")
+FIND_FILTERS = ("query", "definition", "states", "title", "started_after", "started_before")
+_ASSIGNEE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+_PROCESS = re.compile(r"^\s*(\d+)\s*(?:/\s*(\d+)\s*)?$")
+
+
+class QuestetraHook(BpmHook):
+    """Questetra BPM Suite / DataSpider BPM.
+
+    Connection: host = base URL with any context root (``https://example.questetra.net`` or
+    ``https://host:port/userweb``); Basic auth with the user's e-mail and API password, or extra
+    ``auth_type: bearer`` with an OAuth2 access token in the password field. Extras:
+    ``page_size`` (1-1000, default 100) and ``timezone`` (the API user's IANA time zone: aware
+    datetimes in criteria and forms are converted to it, since the API takes wall-clock text).
+    """
+
+    conn_type = "questetra"
+    hook_name = "Questetra BPM Suite / DataSpider BPM"
+    system = "Questetra"
+
+    # ---- connection extras --------------------------------------------------------------------
+
+    @cached_property
+    def page_size(self) -> int:
+        raw = self.settings.extra_value("page_size", DEFAULT_PAGE_SIZE)
+        try:
+            size = int(raw)
+        except (TypeError, ValueError):
+            size = 0
+        if not 1 <= size <= MAX_LIMIT:
+            raise BpmConfigError(
+                f"extra field 'page_size' must be an integer from 1 to {MAX_LIMIT}, got {raw!r}",
+                conn_id=self.bpm_conn_id,
+            )
+        return size
+
+    @cached_property
+    def timezone(self) -> tzinfo | None:
+        name = self.settings.extra_value("timezone")
+        if name is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            return ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BpmConfigError(
+                f"extra field 'timezone' must be an IANA time zone such as Asia/Tokyo, got {name!r}",
+                conn_id=self.bpm_conn_id,
+            ) from None
+
+    # ---- paging -------------------------------------------------------------------------------
+
+    def _page(self, request: Request, reply: Reply, key: str) -> tuple[list[dict[str, Any]], int | None]:
+        body = self._json(request, reply)
+        if not isinstance(body, dict):
+            raise self._unexpected(request, reply, f"expected an object with '{key}'")
+        items = body.get(key) or []
+        if not isinstance(items, list):
+            raise self._unexpected(request, reply, f"'{key}' is not a list")
+        count = body.get("count")
+        return items, count if isinstance(count, int) else None
+
+    @staticmethod
+    def _has_more(got: int, limit: int, offset: int, count: int | None) -> bool:
+        # A page longer than asked means the server ignored paging and sent everything.
+        if got == 0 or got != limit:
+            return False
+        return count is None or offset < count
+
+    def _pages(
+        self, make: Callable[[int, int], Request], key: str, *, start: int = 0, max_results: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a paged list, fetched one page at a time as the caller iterates."""
+        offset, produced = start, 0
+        while max_results is None or produced < max_results:
+            limit = self.page_size if max_results is None else min(self.page_size, max_results - produced)
+            request = make(offset, limit)
+            items, count = self._page(request, self.request(request), key)
+            for item in items[: None if max_results is None else max_results - produced]:
+                produced += 1
+                yield item
+            offset += len(items)
+            if not self._has_more(len(items), limit, offset, count):
+                return
+
+    def _pages_flow(self, make: Callable[[int, int], Request], key: str) -> Flow[list[dict[str, Any]]]:
+        """The same as a flow (all pages collected), so triggers can run it on the async transport."""
+        collected: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            request = make(offset, self.page_size)
+            reply = yield request
+            items, count = self._page(request, reply, key)
+            collected.extend(items)
+            offset += len(items)
+            if not self._has_more(len(items), self.page_size, offset, count):
+                return collected
+
+    @staticmethod
+    def _search(path: str, criteria: str | None) -> Callable[[int, int], Request]:
+        def make(start: int, limit: int) -> Request:
+            data = {"criteria": criteria, "start": start, "limit": limit}
+            return Request("POST", path, data=data, idempotent=True)  # a search only reads
+
+        return make
+
+    # ---- small helpers ------------------------------------------------------------------------
+
+    def _numeric(self, value: Any, what: str) -> str:
+        text = str(value).strip()
+        if isinstance(value, bool) or not text.isdigit():
+            raise BpmConfigError(f"{what} must be a number, got {value!r}", conn_id=self.bpm_conn_id)
+        return text
+
+    def _check_options(
+        self, options: Mapping[str, Any], allowed: Sequence[str], method: str, noun: str = "option"
+    ) -> None:
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise BpmConfigError(
+                f"{method}: unknown Questetra {noun}(s) {', '.join(unknown)}; valid: {', '.join(allowed)}",
+                conn_id=self.bpm_conn_id,
+            )
+
+    def _restate(self, exc: BpmError, prefix: str) -> BpmError:
+        """The same error class with what had already happened in front of the message."""
+        restated = type(exc)(f"{prefix}: {exc}")
+        for name in ("system", "conn_id", "method", "path", "status", "server_message", "details"):
+            setattr(restated, name, getattr(exc, name))
+        return restated
+
+    def _object(self, request: Request, reply: Reply, key: str) -> dict[str, Any]:
+        body = self._json(request, reply)
+        value = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(value, dict):
+            raise self._unexpected(request, reply, f"no '{key}' object")
+        return value
+
+    # ---- Workitem API: process start ----------------------------------------------------------
+
+    def list_startable(
+        self, *, category: str | None = None, query: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Start events this user may start (ActivityEntry dicts), every page."""
+
+        def make(start: int, limit: int) -> Request:
+            params = {"start": start, "limit": limit, "category": category, "query": query}
+            return Request("GET", LIST_STARTABLE, params=params)
+
+        return self._pages(make, "startableActivities")
+
+    def start(self, process_model_info_id: int | str, node_number: int | str) -> dict[str, Any]:
+        """Start a process at a start event; returns its first task (WorkitemEntry). Never retried."""
+        data = {
+            "processModelInfoId": self._numeric(process_model_info_id, "processModelInfoId"),
+            "nodeNumber": self._numeric(node_number, "nodeNumber"),
+        }
+        request = Request("POST", START, data=data, idempotent=False)
+        return self._object(request, self.request(request), "workitem")
+
+    # ---- Workitem API: my tasks -----------------------------------------------------------------
+
+    def list_allocated(self) -> Iterator[dict[str, Any]]:
+        """Tasks allocated to this user (WorkitemEntry dicts)."""
+        return self._pages(
+            lambda s, n: Request("GET", LIST_ALLOCATED, params={"start": s, "limit": n}), "workitems"
+        )
+
+    def list_offered(self) -> Iterator[dict[str, Any]]:
+        """Tasks offered to this user, waiting to be accepted."""
+        return self._pages(
+            lambda s, n: Request("GET", LIST_OFFERED, params={"start": s, "limit": n}), "workitems"
+        )
+
+    def batch_accept(
+        self, workitem_ids: Sequence[int | str], *, raise_on_failure: bool = True
+    ) -> list[dict[str, Any]]:
+        """Accept offered tasks; returns one result per task (``success``, ``workitemId``, ``error``).
+
+        The server answers 200 also when some tasks could not be accepted. Unless
+        ``raise_on_failure`` is False, BpmConflict then lists every failed id and error code.
+        """
+        if isinstance(workitem_ids, str | int) or not workitem_ids:
+            raise BpmConfigError(
+                "batch_accept needs a non-empty list of workitem ids", conn_id=self.bpm_conn_id
+            )
+        ids = [self._numeric(wid, "workitem id") for wid in workitem_ids]
+        request = Request("POST", BATCH_ACCEPT, data={"workitemIds": ids}, idempotent=False)
+        reply = self.request(request)
+        body = self._json(request, reply)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise self._unexpected(request, reply, "no 'results' list")
+        if raise_on_failure:
+            failures = _accept_failures(ids, results)
+            if failures:
+                raise BpmConflict(
+                    f"{len(failures)} of {len(ids)} task(s) could not be accepted",
+                    system=self.system,
+                    conn_id=self.bpm_conn_id,
+                    method=request.method,
+                    path=request.path,
+                    status=reply.status,
+                    details=failures,
+                )
+        return results
+
+    # ---- Workitem API: task forms ---------------------------------------------------------------
+
+    def _view_form_flow(self, workitem_id: str) -> Flow[WorkitemForm]:
+        request = Request("GET", FORM_VIEW, params={"workitemId": workitem_id})
+        reply = yield request
+        try:
+            return parse_form(reply.body)
+        except ValueError as exc:
+            raise self._unexpected(request, reply, str(exc)) from None
+
+    def view_form(self, workitem_id: int | str) -> WorkitemForm:
+        """The task's input form: items with types, access, choices and values; buttons; roles."""
+        return self._run(self._view_form_flow(self._numeric(workitem_id, "workitem id")))
+
+    def save_form(
+        self,
+        workitem_id: int | str,
+        values: Mapping[int | str, Any] | None = None,
+        *,
+        title: str | None = None,
+        flow: int | str | None = None,
+        qgroup_id: int | str | None = None,
+        save_only: bool = False,
+    ) -> None:
+        """Fill in and submit a task (or only save it with ``save_only``).
+
+        ``values`` are keyed by data item number or name and typed from the form view;
+        ``flow`` is a user-select button's flow id or its label; ``qgroup_id`` the organization
+        (id or name) to act for when the task offers several.
+        """
+        wid = self._numeric(workitem_id, "workitem id")
+        form = self.view_form(wid)
+        try:
+            params = build_save_params(
+                form,
+                values,
+                workitem_id=wid,
+                title=title,
+                flow=flow,
+                qgroup_id=qgroup_id,
+                save_only=save_only,
+                tz=self.timezone,
+            )
+        except BpmError as exc:
+            exc.conn_id = exc.conn_id or self.bpm_conn_id
+            raise self._restate(exc, f"workitem {wid}") from None
+        request = Request("POST", FORM_SAVE, data=params, idempotent=False)
+        reply = self.request(request)
+        try:
+            errors = parse_save_result(reply.body)
+        except ValueError as exc:
+            raise self._unexpected(request, reply, str(exc)) from None
+        if errors:
+            raise BpmValidationError(
+                f"the server refused the form of workitem {wid} (task '{form.task_name}')",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+                method=request.method,
+                path=request.path,
+                status=reply.status,
+                details=[
+                    f"{form.describe_key(error.key) or error.section}: {error.detail}" for error in errors
+                ],
+            )
+
+    # ---- monitoring: searches ---------------------------------------------------------------
+
+    def search_processes(
+        self,
+        criteria: Mapping[str, Any] | str | None = None,
+        *,
+        start: int = 0,
+        max_results: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """ProcessInstanceEntry dicts matching ``criteria`` (mapping or XML), page after page.
+
+        Data items appear in the results only for the items the criteria names (``data``).
+        """
+        text = criteria_text(criteria, root=PROCESS_ROOT, tz=self.timezone)
+        return self._pages(
+            self._search(PROCESS_LIST, text), "processInstances", start=start, max_results=max_results
+        )
+
+    def search_tasks(
+        self,
+        criteria: Mapping[str, Any] | str | None = None,
+        *,
+        start: int = 0,
+        max_results: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """WorkitemEntry dicts matching ``criteria`` (root ``workitem-criteria``), page after page."""
+        text = criteria_text(criteria, root=WORKITEM_ROOT, tz=self.timezone)
+        return self._pages(
+            self._search(WORKITEM_LIST, text), "workitems", start=start, max_results=max_results
+        )
+
+    def search_processes_csv(
+        self,
+        criteria: Mapping[str, Any] | str | None = None,
+        *,
+        utf16: bool = False,
+        out: IO[bytes] | None = None,
+        start: int = 0,
+        limit: int = MAX_LIMIT,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> Iterator[bytes] | int:
+        """The search as CSV (UTF-8, or UTF-16 with ``utf16``), streamed.
+
+        With ``out`` the bytes are written there and their number returned; otherwise an
+        iterator of chunks. One request holds at most 1000 rows: page with ``start``.
+        """
+        path = PROCESS_CSV_UTF16 if utf16 else PROCESS_CSV
+        return self._csv(
+            path, PROCESS_ROOT, criteria, out=out, start=start, limit=limit, chunk_size=chunk_size
+        )
+
+    def search_tasks_csv(
+        self,
+        criteria: Mapping[str, Any] | str | None = None,
+        *,
+        utf16: bool = False,
+        out: IO[bytes] | None = None,
+        start: int = 0,
+        limit: int = MAX_LIMIT,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> Iterator[bytes] | int:
+        """Task search as CSV; see :meth:`search_processes_csv`."""
+        path = WORKITEM_CSV_UTF16 if utf16 else WORKITEM_CSV
+        return self._csv(
+            path, WORKITEM_ROOT, criteria, out=out, start=start, limit=limit, chunk_size=chunk_size
+        )
+
+    def _csv(
+        self,
+        path: str,
+        root: str,
+        criteria: Mapping[str, Any] | str | None,
+        *,
+        out: IO[bytes] | None,
+        start: int,
+        limit: int,
+        chunk_size: int,
+    ) -> Iterator[bytes] | int:
+        text = criteria_text(criteria, root=root, tz=self.timezone)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise BpmConfigError(
+                f"limit must be from 1 to {MAX_LIMIT}, got {limit!r}", conn_id=self.bpm_conn_id
+            )
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise BpmConfigError(f"start must be 0 or more, got {start!r}", conn_id=self.bpm_conn_id)
+        data = {"criteria": text, "start": start, "limit": limit}
+        request = Request("POST", path, data=data, idempotent=True, stream=True)
+        chunks = self._stream(request, chunk_size)
+        if out is None:
+            return chunks
+        written = 0
+        for chunk in chunks:
+            out.write(chunk)
+            written += len(chunk)
+        return written
+
+    def _stream(self, request: Request, chunk_size: int) -> Iterator[bytes]:
+        import requests
+
+        reply = self.request(request)
+        try:
+            yield from reply.iter_bytes(chunk_size)
+        except requests.exceptions.RequestException as exc:
+            raise BpmTransferError(
+                "the answer broke off",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+                method=request.method,
+                path=request.path,
+                server_message=type(exc).__name__,
+            ) from None
+        finally:
+            reply.close()
+
+    # ---- monitoring: one process, files, stars, admin -----------------------------------------
+
+    def _view_process_flow(self, process_instance_id: str) -> Flow[dict[str, Any]]:
+        pid = self._numeric(process_instance_id, "process instance id")
+        request = Request("GET", PROCESS_VIEW, params={"processInstanceId": pid})
+        reply = yield request
+        return self._object(request, reply, "processInstance")
+
+    def view_process(self, process_instance_id: int | str) -> dict[str, Any]:
+        """The ProcessInstanceEntry with every data item."""
+        return self._run(self._view_process_flow(str(process_instance_id)))
+
+    @contextmanager
+    def download_file(self, file_id: int | str, process_data_instance_id: int | str) -> Iterator[Reply]:
+        """A streamed download of one file of a File-type data item; closed at exit."""
+        params = {
+            "id": self._numeric(file_id, "file id"),
+            "processDataInstanceId": self._numeric(process_data_instance_id, "processDataInstanceId"),
+        }
+        reply = self.request(Request("GET", FILE_DOWNLOAD, params=params, stream=True))
+        try:
+            yield reply
+        finally:
+            reply.close()
+
+    def add_star(self, workitem_id: int | str) -> None:
+        data = {"workitemId": self._numeric(workitem_id, "workitem id")}
+        self.request(Request("POST", STAR_ADD, data=data, idempotent=True))  # a star is set, not counted
+
+    def remove_star(self, workitem_id: int | str) -> None:
+        data = {"workitemId": self._numeric(workitem_id, "workitem id")}
+        self.request(Request("POST", STAR_REMOVE, data=data, idempotent=True))
+
+    def reallocate(
+        self, workitem_id: int | str, quser_id: int | str, qgroup_id: int | str
+    ) -> dict[str, Any] | None:
+        """Force-allocate a task to a user acting for an organization (needs control authority)."""
+        data = {
+            "workitemId": self._numeric(workitem_id, "workitem id"),
+            "quserId": self._numeric(quser_id, "quserId"),
+            "qgroupId": self._numeric(qgroup_id, "qgroupId"),
+        }
+        request = Request("POST", REALLOCATE, data=data, idempotent=False)
+        reply = self.request(request)
+        if not reply.body.strip():
+            return None  # some versions answer with an empty body
+        body = self._json(request, reply)
+        if isinstance(body, dict) and isinstance(body.get("workitem"), dict):
+            return body["workitem"]
+        return body
+
+    def stop_process(self, process_instance_id: int | str) -> None:
+        data = {"processInstanceId": self._numeric(process_instance_id, "process instance id")}
+        self.request(Request("POST", PROCESS_STOP, data=data, idempotent=False))
+
+    def delete_process(self, process_instance_id: int | str) -> None:
+        data = {"processInstanceId": self._numeric(process_instance_id, "process instance id")}
+        self.request(Request("POST", PROCESS_DELETE, data=data, idempotent=False))
+
+    # ---- the contract -------------------------------------------------------------------------
+
+    def ui_url(self, instance_id: str) -> str | None:
+        # (unverified) the process detail page of the web UI; only this line knows its address.
+        return f"{self.base_url}/OR/ProcessInstance/view?processInstanceId={instance_id}"
+
+    def _probe(self) -> str:
+        request = Request("GET", LIST_STARTABLE, params={"start": 0, "limit": 1})
+        body = self._json(request, self.request(request))
+        count = body.get("count") if isinstance(body, dict) else None
+        return f"Connected to {self.base_url}; {count} startable process(es)"
+
+    def _to_process(self, raw: Mapping[str, Any]) -> ProcessInstance:
+        pid = raw.get("processInstanceId")
+        raw_state = raw.get("processInstanceState")
+        state = STATES.get(str(raw_state))
+        if pid is None or state is None:
+            raise BpmServerError(
+                f"unexpected process entry: processInstanceId={pid!r}, processInstanceState={raw_state!r}",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        model = raw.get("processModelInfoId")
+        return ProcessInstance(
+            id=str(pid),
+            state=state,
+            raw_state=str(raw_state),
+            definition=str(model) if model is not None else None,
+            definition_name=raw.get("processModelInfoName"),
+            title=raw.get("processInstanceTitle"),
+            started_at=parse_api_datetime(raw.get("processInstanceStartDatetime")),
+            ended_at=parse_api_datetime(raw.get("processInstanceEndDatetime")),
+            url=self.ui_url(str(pid)),
+            raw=dict(raw),
+        )
+
+    def _parse_process(self, process: Any) -> tuple[str, str | None]:
+        match = _PROCESS.match(str(process))
+        if isinstance(process, bool) or match is None:
+            raise BpmConfigError(
+                f"a Questetra process is its app id (processModelInfoId), optionally with the start "
+                f"event's node number: '12' or '12/3'; got {process!r}",
+                conn_id=self.bpm_conn_id,
+            )
+        return match.group(1), match.group(2)
+
+    def _start_node(self, model_id: str) -> str:
+        matches: list[dict[str, Any]] = []
+        others: dict[str, str] = {}
+        for activity in self.list_startable():
+            activity_model = str(activity.get("processModelInfoId"))
+            if activity_model == model_id:
+                matches.append(activity)
+            else:
+                others.setdefault(activity_model, str(activity.get("processModelInfoName")))
+        if not matches:
+            if others:
+                shown = [f"{mid} '{name}'" for mid, name in list(others.items())[:10]]
+                more = f" and {len(others) - 10} more" if len(others) > 10 else ""
+                known = f"startable apps: {', '.join(shown)}{more}"
+            else:
+                known = "this user can start no app"
+            raise BpmNotFound(
+                f"app {model_id} cannot be started by this user (not found or no start event); {known}",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        if len(matches) > 1:
+            events = ", ".join(f"{a.get('nodeNumber')} '{a.get('nodeName')}'" for a in matches)
+            raise BpmConfigError(
+                f"app {model_id} has {len(matches)} start events; "
+                f"name one as '{model_id}/<node number>': {events}",
+                conn_id=self.bpm_conn_id,
+            )
+        return self._numeric(matches[0].get("nodeNumber"), "nodeNumber")
+
+    def start_process(
+        self,
+        process: str,
+        *,
+        variables: Mapping[str, Any] | None = None,
+        business_key: str | None = None,
+        **options: Any,
+    ) -> ProcessInstance:
+        """Start app ``process`` (``"12"``, or ``"12/3"`` for start event node 3).
+
+        Questetra starts a process by opening its first task for the starting user. With
+        ``variables``, a title (option ``title``, else ``business_key``: Questetra has no
+        business key, so the title carries it), ``flow`` or ``qgroup_id``, that first task's form
+        is filled in and submitted (``save_only=True`` only saves it). Otherwise the first task
+        stays open in the user's "My Tasks".
+        """
+        self._check_options(options, FORM_OPTIONS, "start_process")
+        model_id, node = self._parse_process(process)
+        if node is None:
+            node = self._start_node(model_id)
+        title = options.get("title") if options.get("title") is not None else business_key
+        workitem = self.start(model_id, node)
+        pid, wid = workitem.get("processInstanceId"), workitem.get("id")
+        if pid is None or wid is None:
+            raise BpmServerError(
+                f"the start answer has no processInstanceId or workitem id: {sorted(workitem)}",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+                method="POST",
+                path=START,
+            )
+        submit = (
+            variables or title is not None or any(options.get(n) is not None for n in ("flow", "qgroup_id"))
+        )
+        if submit:
+            try:
+                self.save_form(
+                    wid,
+                    variables or {},
+                    title=title,
+                    flow=options.get("flow"),
+                    qgroup_id=options.get("qgroup_id"),
+                    save_only=bool(options.get("save_only", False)),
+                )
+            except BpmError as exc:
+                raise self._restate(
+                    exc, f"process {pid} was started, but its first task could not be submitted"
+                ) from None
+        return self.get_process(str(pid))
+
+    def find_process_by_business_key(self, process: str, business_key: str) -> ProcessInstance | None:
+        """The newest process of app ``process`` whose title is exactly ``business_key``."""
+        model_id, _ = self._parse_process(process)
+        criteria = {
+            "process_model_info_id": model_id,
+            "title": business_key,
+            "sort_property": "processInstanceStartDatetime",
+            "sort_direction": "DESC",
+        }
+        exact = [
+            raw for raw in self.search_processes(criteria) if raw.get("processInstanceTitle") == business_key
+        ]
+        if not exact:
+            return None
+        exact.sort(key=_newest_first)
+        return self._to_process(exact[0])
+
+    def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
+        raw = yield from self._view_process_flow(instance_id)
+        return self._to_process(raw)
+
+    def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
+        """Processes by ``definition`` (app id), ``states``, ``title``, ``started_after``,
+        ``started_before``, and/or ``query`` (criteria mapping or XML, passed through)."""
+        self._check_options(filters, FIND_FILTERS, "find_processes", "filter")
+        text = criteria_text(self._find_criteria(filters), root=PROCESS_ROOT, tz=self.timezone)
+        pages = self._pages(self._search(PROCESS_LIST, text), "processInstances")
+        return (self._to_process(raw) for raw in pages)
+
+    def _find_criteria(self, filters: Mapping[str, Any]) -> Mapping[str, Any] | str | None:
+        derived: dict[str, Any] = {}
+        if filters.get("definition") is not None:
+            derived["process_model_info_id"] = self._parse_process(filters["definition"])[0]
+        if filters.get("states") is not None:
+            derived["states"] = self._vendor_states(filters["states"])
+        if filters.get("title") is not None:
+            derived["title"] = filters["title"]
+        if filters.get("started_after") is not None:
+            derived["start_date_from"] = filters["started_after"]
+        if filters.get("started_before") is not None:
+            derived["start_date_to"] = filters["started_before"]
+        query = filters.get("query")
+        if query is None:
+            return derived or None
+        if isinstance(query, str | bytes):
+            if derived:
+                raise BpmConfigError(
+                    "find_processes: a criteria XML 'query' cannot be combined with other filters; "
+                    "pass the query as a mapping or put everything into the XML",
+                    conn_id=self.bpm_conn_id,
+                )
+            return query.decode("utf-8") if isinstance(query, bytes) else query
+        if isinstance(query, Mapping):
+            clash = sorted(set(query) & set(derived))
+            if clash:
+                raise BpmConfigError(
+                    f"find_processes: criteria key(s) {', '.join(clash)} "
+                    "given both in 'query' and as filters",
+                    conn_id=self.bpm_conn_id,
+                )
+            return {**query, **derived}
+        raise BpmConfigError(
+            f"find_processes: 'query' must be a criteria mapping or XML, got {type(query).__name__}",
+            conn_id=self.bpm_conn_id,
+        )
+
+    def _vendor_states(self, states: Any) -> list[str]:
+        if isinstance(states, str | ProcessState):
+            values = [states]
+        elif isinstance(states, Sequence | set | frozenset):
+            values = list(states)
+        else:
+            raise BpmConfigError(
+                f"find_processes: 'states' must be a state or a list of states, got {states!r}",
+                conn_id=self.bpm_conn_id,
+            )
+        vendor: list[str] = []
+        for value in values:
+            try:
+                state = ProcessState.parse(value)
+            except ValueError as exc:
+                raise BpmConfigError(f"find_processes: {exc}", conn_id=self.bpm_conn_id) from None
+            if FILTER_STATES[state] not in vendor:
+                vendor.append(FILTER_STATES[state])
+        return vendor
+
+    def cancel_process(self, instance_id: str) -> None:
+        self.stop_process(instance_id)
+
+    def _to_task(self, raw: Mapping[str, Any]) -> Task:
+        pid = raw.get("processInstanceId")
+        return Task(
+            id=str(raw.get("id")),
+            name=raw.get("nodeName"),
+            process_instance_id=str(pid) if pid is not None else None,
+            assignee=raw.get("allocatedQuserName"),
+            state=raw.get("state"),
+            raw=dict(raw),
+        )
+
+    def _list_tasks_flow(
+        self, *, process_instance_id: str | None = None, name: str | None = None
+    ) -> Flow[list[Task]]:
+        criteria: dict[str, Any] = {"workitem_states": list(OPEN_WORKITEM_STATES)}
+        if process_instance_id is not None:
+            criteria["process_instance_id"] = process_instance_id
+        text = build_criteria(criteria, root=WORKITEM_ROOT)
+        items = yield from self._pages_flow(self._search(WORKITEM_LIST, text), "workitems")
+        # the criteria has no task-name condition (only node numbers): filter here
+        return [self._to_task(raw) for raw in items if name is None or raw.get("nodeName") == name]
+
+    def claim_task(self, task_id: str, assignee: str | None = None) -> None:
+        """Accept an offered task; with ``assignee="quserId:qgroupId"`` force-allocate it instead."""
+        wid = self._numeric(task_id, "task id")
+        if assignee is None:
+            self.batch_accept([wid])
+            return
+        match = _ASSIGNEE.match(str(assignee))
+        if match is None:
+            raise BpmConfigError(
+                "claim_task: assignee must be 'quserId:qgroupId' (the user's id and the id of the "
+                "organization they act for, e.g. '12:3'), or None to accept the offered task; "
+                f"got {assignee!r}",
+                conn_id=self.bpm_conn_id,
+            )
+        self.reallocate(wid, match.group(1), match.group(2))
+
+    def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None, **options: Any) -> None:
+        """Submit the task's form; options ``title``, ``flow``, ``qgroup_id``, ``save_only``."""
+        self._check_options(options, FORM_OPTIONS, "complete_task")
+        self.save_form(
+            task_id,
+            variables or {},
+            title=options.get("title"),
+            flow=options.get("flow"),
+            qgroup_id=options.get("qgroup_id"),
+            save_only=bool(options.get("save_only", False)),
+        )
+
+    def list_files(self, instance_id: str) -> Iterator[ProcessFile]:
+        """Every uploaded file of every File-type data item, by item number then file id."""
+        raw = self.view_process(instance_id)
+        pid = str(raw.get("processInstanceId", instance_id))
+        data = raw.get("data") or {}
+        files: list[tuple[int, int, ProcessFile]] = []
+        for key, item in data.items():
+            if not isinstance(item, dict) or item.get("dataType") != "FILE2" or not item.get("value"):
+                continue
+            number = _as_int(item.get("processDataDefinitionNumber", key))
+            for entry in item["value"]:
+                files.append(
+                    (
+                        number,
+                        _as_int(entry.get("id")),
+                        ProcessFile(
+                            name=str(entry.get("name")),
+                            size=entry.get("length"),
+                            content_type=entry.get("contentType"),
+                            process_instance_id=pid,
+                            ref={
+                                "id": entry.get("id"),
+                                "processDataInstanceId": entry.get("processDataInstanceId", item.get("id")),
+                            },
+                            raw=dict(entry),
+                            group=item.get("name"),
+                        ),
+                    )
+                )
+        files.sort(key=lambda row: (row[0], row[1]))
+        return iter([file for _, _, file in files])
+
+    @contextmanager
+    def open_file(self, file: ProcessFile) -> Iterator[Reply]:
+        file_id, data_id = file.ref.get("id"), file.ref.get("processDataInstanceId")
+        if file_id is None or data_id is None:
+            raise BpmConfigError(
+                f"file {file.name!r} has no Questetra reference (id, processDataInstanceId); "
+                "use a ProcessFile from QuestetraHook.list_files",
+                conn_id=self.bpm_conn_id,
+            )
+        with self.download_file(file_id, data_id) as reply:
+            yield reply
+
+    # ---- errors -------------------------------------------------------------------------------
+
+    def _server_message(self, reply: Reply) -> str:
+        errors = _error_entries(reply)
+        if errors:
+            types = dict.fromkeys(str(e.get("type") or e.get("errorCode") or "error") for e in errors)
+            return ", ".join(types)
+        return super()._server_message(reply)
+
+    def _error_details(self, reply: Reply) -> list[str]:
+        return [describe_error(error) for error in _error_entries(reply)]
+
+
+def describe_error(error: Mapping[str, Any]) -> str:
+    """``{errorCode, input, type}`` → ``WorkitemDoesNotExist (errorCode 40003, input '58400')``."""
+    parts = []
+    if error.get("errorCode") not in (None, ""):
+        parts.append(f"errorCode {error['errorCode']}")
+    if error.get("input") not in (None, ""):
+        parts.append(f"input {error['input']!r}")
+    text = str(error.get("type") or "error")
+    return f"{text} ({', '.join(parts)})" if parts else text
+
+
+def _error_entries(reply: Reply) -> list[Mapping[str, Any]]:
+    try:
+        body = reply.json()
+    except ValueError:
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [error for error in errors if isinstance(error, Mapping)]
+
+
+def _accept_failures(ids: Sequence[str], results: Sequence[Any]) -> list[str]:
+    failures: list[str] = []
+    answered: set[str] = set()
+    for result in results:
+        if not isinstance(result, Mapping):
+            continue
+        wid = str(result.get("workitemId"))
+        answered.add(wid)
+        if result.get("success") is not True:
+            error = result.get("error") if isinstance(result.get("error"), Mapping) else {}
+            failures.append(f"workitem {wid}: {describe_error(error)}")
+    failures.extend(f"workitem {wid}: no result in the answer" for wid in ids if wid not in answered)
+    return failures
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _newest_first(raw: Mapping[str, Any]) -> tuple[float, int]:
+    started = parse_api_datetime(raw.get("processInstanceStartDatetime"))
+    return (-(started.timestamp() if started else 0.0), -_as_int(raw.get("processInstanceId")))
