@@ -1,0 +1,1 @@
+"""Triggers for deferrable waiting: they only poll (never start anything) in the triggerer's event loop."""

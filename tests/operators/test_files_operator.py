@@ -1,0 +1,101 @@
+"""BpmDownloadProcessFilesOperator: the export job as one templated task returning the manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import memory_bpm
+import pytest
+from airflow.sdk import DAG, ObjectStoragePath
+from airflow_runtime import context_for, run
+
+from airflow_bpm_provider.exceptions import BpmConfigError, BpmTransferError
+from airflow_bpm_provider.operators.files import BpmDownloadProcessFilesOperator
+
+
+@pytest.fixture
+def instance(bpm):
+    bpm.define("expense", "Expense report")
+    instance = bpm.start("expense", {}, "INV-1", "Trip")
+    bpm.add_file(instance.id, "receipt.pdf", b"%PDF receipt", group="Receipts")
+    bpm.add_file(instance.id, "receipt.pdf", b"%PDF second receipt", group="Receipts")
+    return instance
+
+
+def make(**kwargs) -> BpmDownloadProcessFilesOperator:
+    with DAG("bpm_export", schedule=None):
+        return BpmDownloadProcessFilesOperator(task_id="export", bpm_conn_id=memory_bpm.CONN_ID, **kwargs)
+
+
+def test_templated_selection_destination_and_layout_and_the_manifest_is_returned(
+    bpm, instance, supervisor, tmp_path
+):
+    op = make(
+        destination="{{ params.root }}/{{ ds }}",
+        process_instance_ids="{{ params.pid }}",
+        layout="{{ params.prefix }}/{business_key}/{group}/{file_name}",
+        manifest_name="manifest-{{ ds }}.json",
+    )
+    context = context_for(op, params={"root": str(tmp_path), "pid": instance.id, "prefix": "bpm"})
+    manifest = run(op, context)
+
+    day = tmp_path / "2024-05-01"
+    assert [entry["path"] for entry in manifest] == [
+        "bpm/INV-1/Receipts/receipt.pdf",
+        "bpm/INV-1/Receipts/receipt (2).pdf",
+    ]
+    assert (day / "bpm/INV-1/Receipts/receipt.pdf").read_bytes() == b"%PDF receipt"
+    assert (day / "bpm/INV-1/Receipts/receipt (2).pdf").read_bytes() == b"%PDF second receipt"
+    assert json.loads((day / "manifest-2024-05-01.json").read_text()) == {"files": manifest}
+    assert {entry["status"] for entry in manifest} == {"written"}
+
+    again = run(make(destination=str(day), process_instance_ids=[instance.id], layout=op.layout), context)
+    assert {entry["status"] for entry in again} == {"unchanged"}
+
+
+def test_a_query_selects_processes_and_an_object_storage_path_is_accepted(
+    bpm, instance, supervisor, tmp_path
+):
+    other = bpm.start("expense", {}, "INV-2", "Other")
+    bpm.add_file(other.id, "note.txt", b"note")
+    op = make(destination=ObjectStoragePath(f"file://{tmp_path}"), query={"business_key": "INV-2"})
+    manifest = run(op, context_for(op))
+    assert [(entry["process_id"], entry["path"]) for entry in manifest] == [
+        (other.id, f"{other.id}_Expense report_(Other)/note.txt")
+    ]
+    assert os.listdir(tmp_path) == [f"{other.id}_Expense report_(Other)"]
+
+
+def test_a_failing_file_fails_the_task_after_the_others_landed(bpm, instance, supervisor, tmp_path):
+    bpm.add_file(instance.id, "cut.bin", b"x" * 100, size=500)
+    op = make(destination=str(tmp_path), process_instance_ids=[instance.id])
+    with pytest.raises(BpmTransferError, match=r"'cut\.bin'"):
+        run(op, context_for(op))
+    folder = tmp_path / f"{instance.id}_Expense report_(Trip)"
+    assert sorted(os.listdir(folder)) == ["receipt (2).pdf", "receipt.pdf"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"process_instance_ids": ["1"], "layout": "{id}/{file_name}"},
+            BpmConfigError,
+            r"unknown placeholder \{id\}",
+        ),
+        ({"process_instance_ids": ["1"], "layout": "../{file_name}"}, BpmConfigError, "'..'"),
+        ({"process_instance_ids": ["1"], "layout": "{process_id}"}, BpmConfigError, "file_name"),
+        ({}, ValueError, "select the processes"),
+        ({"process_instance_ids": ["1"], "query": {"a": 1}}, ValueError, "not both"),
+    ],
+)
+def test_bad_arguments_fail_when_the_dag_is_parsed(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        make(destination=str(tmp_path), **kwargs)
+
+
+def test_template_fields():
+    assert {"process_instance_ids", "query", "destination", "layout"} <= set(
+        BpmDownloadProcessFilesOperator.template_fields
+    )
