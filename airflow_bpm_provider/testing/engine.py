@@ -12,14 +12,14 @@ import hashlib
 import itertools
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 RUNNING, SUSPENDED, COMPLETED, FAILED, CANCELLED = "RUNNING", "SUSPENDED", "COMPLETED", "FAILED", "CANCELLED"
 TASK_OPEN, TASK_CLAIMED, TASK_ENDED = "OPEN", "CLAIMED", "ENDED"
 
-DATA_TYPES = ("STRING", "DECIMAL", "DATE", "DATETIME", "SELECT", "FILE", "USER", "BOOLEAN")
+DATA_TYPES = ("STRING", "DECIMAL", "DATE", "DATETIME", "SELECT", "FILE", "USER", "BOOLEAN", "JSON")
 
 
 class EngineError(Exception):
@@ -45,6 +45,7 @@ class DataDef:
     required: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    vendor_type: str | None = None  # the type name a vendor API used for it ("long", "json", ...)
 
 
 @dataclass
@@ -78,6 +79,10 @@ class ProcessDefinition:
     start_node_number: int = 0
     enabled: bool = True
     description: str = ""
+    deployed_at: datetime = field(default_factory=now)
+    deployment_id: int | None = None  # the Deployment it came from, if uploaded as a model
+    tenant_id: str = ""
+    start_messages: list[str] = field(default_factory=list)  # message names that start it
 
     def data_by_number(self, number: int) -> DataDef:
         for item in self.data:
@@ -119,6 +124,32 @@ class StoredFile:
 
 
 @dataclass
+class Deployment:
+    """An uploaded model file (BPMN XML or an archive) and the definitions deployed from it."""
+
+    id: int
+    name: str
+    resources: dict[str, bytes] = field(default_factory=dict)
+    tenant_id: str = ""
+    category: str | None = None
+    deployed_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class Attachment:
+    """A file (or a link to one) attached to a task; it outlives the task."""
+
+    id: int
+    name: str
+    description: str | None = None
+    type: str | None = None
+    file: StoredFile | None = None
+    external_url: str | None = None
+    user: str | None = None
+    created_at: datetime = field(default_factory=now)
+
+
+@dataclass
 class DataValue:
     instance_data_id: int  # Questetra's processDataInstanceId
     definition: DataDef
@@ -139,6 +170,7 @@ class Instance:
     data: dict[int, DataValue] = field(default_factory=dict)
     current_node: int | None = None
     starred: set[int] = field(default_factory=set)
+    sequence: int = 0  # 1, 2, 3... per definition key, in start order
 
     @property
     def ended(self) -> bool:
@@ -171,10 +203,20 @@ class TaskInstance:
     created_at: datetime = field(default_factory=now)
     ended_at: datetime | None = None
     comments: list[dict[str, Any]] = field(default_factory=list)
+    claimed_at: datetime | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    priority: int = 50
+    due_at: datetime | None = None
+    description: str | None = None
+    display_name: str | None = None  # set when a user renames the task
 
     @property
     def open(self) -> bool:
         return self.state != TASK_ENDED
+
+    @property
+    def name(self) -> str:
+        return self.display_name if self.display_name is not None else self.definition.name
 
 
 class Engine:
@@ -184,11 +226,14 @@ class Engine:
         self.lock = threading.RLock()
         self._ids = itertools.count(101)
         self.users: dict[str, str] = {}
+        self.tokens: dict[str, str] = {}  # bearer token -> login
         self.definitions: dict[int, ProcessDefinition] = {}
         self.instances: dict[int, Instance] = {}
         self.tasks: dict[int, TaskInstance] = {}
         self.files: dict[int, tuple[Instance, DataValue, StoredFile]] = {}
+        self.deployments: dict[int, Deployment] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) log, for tests
+        self._sequences: dict[str, int] = {}
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -200,6 +245,15 @@ class Engine:
 
     def check_password(self, login: str | None, password: str | None) -> bool:
         return login is not None and login in self.users and self.users[login] == password
+
+    def add_token(self, token: str, login: str) -> None:
+        """Register a bearer token that authenticates as ``login`` (an existing user)."""
+        if login not in self.users:
+            raise EngineError("invalid", f"no user {login!r} to give a token to")
+        self.tokens[token] = login
+
+    def user_for_token(self, token: str | None) -> str | None:
+        return self.tokens.get(token) if token else None
 
     # ---- definitions ------------------------------------------------------------------------
 
@@ -255,12 +309,14 @@ class Engine:
         with self.lock:
             if not definition.enabled:
                 raise EngineError("invalid", f"process definition {definition.key} is disabled")
+            self._sequences[definition.key] = self._sequences.get(definition.key, 0) + 1
             instance = Instance(
                 id=self.next_id(),
                 definition=definition,
                 started_by=user,
                 title=title,
                 business_key=business_key,
+                sequence=self._sequences[definition.key],
             )
             for item in definition.data:
                 instance.data[item.number] = DataValue(
@@ -314,11 +370,17 @@ class Engine:
         content: bytes | None = None,
         size: int | None = None,
         content_type: str = "application/octet-stream",
+        replace: bool = False,
     ) -> StoredFile:
+        """Add a file to a FILE data item; ``replace`` drops its earlier files (a single-file item)."""
         with self.lock:
             item = self._data_item(instance, data)
             if item is None or item.definition.type != "FILE":
                 raise EngineError("invalid", f"{data!r} is not a file data item of process {instance.id}")
+            if replace:
+                for old in item.value or []:
+                    self.files.pop(old.id, None)
+                item.value = []
             stored = StoredFile(
                 id=self.next_id(),
                 name=name,
@@ -413,14 +475,19 @@ class Engine:
             and (name is None or t.definition.name == name)
         ]
 
-    def claim(self, task: TaskInstance, user: str | None) -> None:
+    def claim(self, task: TaskInstance, user: str | None, *, force: bool = False) -> None:
+        """Assign ``task`` to ``user`` (None gives it back); ``force`` reassigns a claimed task."""
         with self.lock:
             if not task.open:
                 raise EngineError("conflict", f"task {task.id} has ended")
-            if user is not None and task.assignee not in (None, user):
+            if not force and user is not None and task.assignee not in (None, user):
                 raise EngineError("conflict", f"task {task.id} is already claimed by {task.assignee}")
+            if user is not None and task.assignee != user:
+                task.claimed_at = now()
             task.assignee = user
             task.state = TASK_CLAIMED if user else TASK_OPEN
+            if user is None:
+                task.claimed_at = None
 
     def complete(
         self,
@@ -466,6 +533,115 @@ class Engine:
             else:
                 index = instance.definition.tasks.index(task.definition)
                 self._enter(instance, index + 1)
+
+    # ---- deployments, ad-hoc variables, delegation, attachments -----------------------------
+
+    def add_deployment(
+        self, name: str, resources: Mapping[str, bytes], *, tenant_id: str = "", category: str | None = None
+    ) -> Deployment:
+        """Record an uploaded model; deploy its definitions with ``deploy`` and ``deployment_id``."""
+        with self.lock:
+            deployment = Deployment(
+                id=self.next_id(),
+                name=name,
+                resources=dict(resources),
+                tenant_id=tenant_id,
+                category=category,
+            )
+            self.deployments[deployment.id] = deployment
+            return deployment
+
+    def deployment(self, deployment_id: int | str) -> Deployment:
+        try:
+            return self.deployments[int(deployment_id)]
+        except (KeyError, ValueError):
+            raise EngineError("not_found", f"no deployment {deployment_id}") from None
+
+    def set_variable(
+        self,
+        instance: Instance,
+        name: str,
+        value: Any,
+        *,
+        type: str = "STRING",
+        vendor_type: str | None = None,
+    ) -> DataValue:
+        """Set a value by name, adding an instance-only data item when the definition has none.
+
+        Engines like Activiti let a process carry variables its model never declared, of any type;
+        a changed type gives this instance its own copy of the item's definition.
+        """
+        if type not in DATA_TYPES:
+            raise EngineError("invalid", f"unknown data type {type!r}")
+        with self.lock:
+            item = self._data_item(instance, name)
+            if item is None:
+                number = 1 + max([*instance.data, *(d.number for d in instance.definition.data)], default=0)
+                item = DataValue(self.next_id(), DataDef(number, name, type, vendor_type=vendor_type))
+                instance.data[number] = item
+            else:
+                if item.definition.type == "FILE":
+                    for old in item.value or []:
+                        self.files.pop(old.id, None)
+                if (item.definition.type, item.definition.vendor_type) != (type, vendor_type):
+                    item.definition = replace(item.definition, type=type, vendor_type=vendor_type)
+            item.value = [] if type == "FILE" else value
+            return item
+
+    def delegate(self, task: TaskInstance, user: str) -> None:
+        """Hand the task to ``user`` for now; the assignee stays owner and gets it back on resolve."""
+        with self.lock:
+            if not task.open:
+                raise EngineError("conflict", f"task {task.id} has ended")
+            if task.owner is None:
+                task.owner = task.assignee
+            task.assignee = user
+            task.delegation = "pending"
+            task.state = TASK_CLAIMED
+
+    def resolve(self, task: TaskInstance) -> None:
+        with self.lock:
+            if not task.open:
+                raise EngineError("conflict", f"task {task.id} has ended")
+            task.delegation = "resolved"
+            task.assignee = task.owner
+            task.state = TASK_CLAIMED if task.assignee else TASK_OPEN
+
+    def add_attachment(
+        self,
+        task: TaskInstance,
+        name: str,
+        *,
+        content: bytes | None = None,
+        size: int | None = None,
+        content_type: str | None = None,
+        description: str | None = None,
+        external_url: str | None = None,
+        user: str | None = None,
+    ) -> Attachment:
+        """Attach content (given, or generated lazily from ``size``) or a link to a task."""
+        with self.lock:
+            stored = None
+            if external_url is None:
+                stored = StoredFile(
+                    id=self.next_id(),
+                    name=name,
+                    content_type=content_type or "application/octet-stream",
+                    size=len(content) if content is not None else int(size or 0),
+                    content=content,
+                    seed=task.instance.id,
+                )
+            attachment = Attachment(
+                id=self.next_id(),
+                name=name,
+                description=description,
+                type=content_type,
+                file=stored,
+                external_url=external_url,
+                user=user,
+            )
+            task.attachments.append(attachment)
+            return attachment
 
 
 def _empty(value: Any) -> bool:
