@@ -12,26 +12,28 @@ from airflow.sdk import DAG, Param
 
 from airflow_bpm_provider.operators.files import BpmDownloadProcessFilesOperator
 
+# One export task per Questetra app (processModelInfoId): 11 is the demo's "Expense approval",
+# 12 its "Contract review" (which holds the large file).
+APPS = {"expenses": 11, "contracts": 12}
+
 with DAG(
     dag_id="bpm_questetra_file_export",
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     tags=["bpm", "questetra", "example"],
-    params={
-        "process_model_info_id": Param(11, type="integer", description="the app whose files to export"),
-        "started_from": Param("2024-01-01", type="string", description="processes started on or after"),
-    },
+    params={"started_from": Param("2024-01-01", type="string", description="processes started on or after")},
 ) as dag:
-    BpmDownloadProcessFilesOperator(
-        task_id="export_process_files",
-        bpm_conn_id="questetra_demo",
-        # Criteria as a mapping: built into criteria XML with every value escaped.
-        query={
-            "process_model_info_id": "{{ params.process_model_info_id }}",
-            "start_date_from": "{{ params.started_from }}",
-            "states": ["STARTED", "ENDED", "FAILED"],
-        },
-        destination="{{ var.value.get('bpm_demo_output', '/tmp/airflow-bpm-demo') }}/questetra-export",
-        manifest_name="manifest.json",
-    )
+    for folder, app_id in APPS.items():
+        BpmDownloadProcessFilesOperator(
+            task_id=f"export_{folder}",
+            bpm_conn_id="questetra_demo",
+            # Criteria as a mapping: built into criteria XML with every value escaped.
+            query={
+                "process_model_info_id": app_id,
+                "start_date_from": "{{ params.started_from }}",
+                "states": ["STARTED", "ENDED", "FAILED"],
+            },
+            destination="{{ var.value.get('bpm_demo_output', '/tmp/airflow-bpm-demo') }}/questetra/" + folder,
+            manifest_name="manifest.json",
+        )

@@ -1,4 +1,7 @@
-"""``python -m airflow_bpm_provider.testing serve``: run the BPM emulator in the foreground.
+"""``python -m airflow_bpm_provider.testing serve|demo``: the BPM emulator, or the whole demo.
+
+``serve`` runs the emulator in the foreground; ``demo`` runs the example DAGs with real Airflow
+against it and prints what they exported.
 
 Prints the URL and ready-to-paste ``AIRFLOW_CONN_...`` values, then serves until Ctrl+C or
 SIGTERM. ``--fail PATH_SUBSTRING:STATUS:TIMES`` injects failures (STATUS ``truncate`` cuts a
@@ -95,7 +98,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer the next TIMES requests whose path contains PATH_SUBSTRING with STATUS "
         "(or 'truncate' a download); may be repeated",
     )
+    demo = commands.add_parser("demo", help="run the example DAGs with real Airflow against the emulator")
+    demo.add_argument("--output", default=".demo/output", help="folder the DAGs export files into")
+    demo.add_argument("--deferrable", action="store_true", help="wait in the triggerer (deferrable mode)")
+    demo.add_argument("--dag", action="append", default=None, help="run only this DAG id (repeatable)")
+    demo.add_argument(
+        "--large-file-mb", type=_non_negative(int), default=24, help="size of the large demo file"
+    )
     return parser
+
+
+def demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from airflow_bpm_provider.testing.demo_run import print_summary, run_demo
+
+    output = Path(args.output)
+    results, manifests = run_demo(
+        output, deferrable=args.deferrable, dag_ids=args.dag, large_file_mb=args.large_file_mb
+    )
+    print_summary(results, manifests, output.resolve())
+    return 0 if all(result.ok for result in results) else 1
 
 
 def configure(emulator: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -153,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "demo":
+        return demo(args)
     return 2  # argparse already rejects unknown commands
 
 

@@ -47,9 +47,11 @@ def _png() -> bytes:
 
 
 def _deploy_models(engine: Engine) -> dict[str, Any]:
+    # Fixed app ids (below the engine's counter, which starts at 101) so example DAGs can name them.
     expense = engine.deploy(
         "expense-approval",
         "Expense approval",
+        definition_id=11,
         category="Finance",
         tasks=[
             TaskDef("Apply", 0, "apply", editable=[0, 1, 2, 3, 4, 5]),
@@ -79,6 +81,7 @@ def _deploy_models(engine: Engine) -> dict[str, Any]:
     contract = engine.deploy(
         "contract-review",
         "Contract review",
+        definition_id=12,
         category="Legal",
         tasks=[
             TaskDef("Draft", 0, "draft", editable=[0, 1, 2]),
@@ -102,6 +105,7 @@ def _deploy_models(engine: Engine) -> dict[str, Any]:
     leave = engine.deploy(
         "leave-request",
         "Leave request",
+        definition_id=13,
         category="HR",
         tasks=[
             TaskDef("Request", 0, "request", editable=[0, 1, 2]),

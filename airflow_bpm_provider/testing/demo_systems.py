@@ -1,0 +1,65 @@
+"""Which demo data each emulated system gets, which connections reach it, which example DAGs use it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_bpm_provider.testing.engine import Engine
+
+Connections = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class DemoSystem:
+    name: str
+    seed: Callable[..., Mapping[str, Any]]
+    connections: Callable[[str, Mapping[str, Any]], Connections]
+    dags: tuple[str, ...]
+
+
+def _questetra_seed(engine: Engine, *, large_file_mb: int = 24) -> Mapping[str, Any]:
+    from airflow_bpm_provider.testing.demo import seed_demo
+
+    return seed_demo(engine, large_file_mb=large_file_mb)
+
+
+def _questetra_connections(url: str, summary: Mapping[str, Any]) -> Connections:
+    fields = {"conn_type": "questetra", "login": summary["user"], "password": summary["password"]}
+    return {
+        "questetra_demo": {**fields, "host": url},
+        # DataSpider BPM serves the same Workflow API under its /userweb context root.
+        "dataspider_demo": {**fields, "host": f"{url}/userweb"},
+    }
+
+
+SYSTEMS: list[DemoSystem] = [
+    DemoSystem(
+        "Questetra / DataSpider BPM",
+        _questetra_seed,
+        _questetra_connections,
+        ("bpm_questetra_file_export", "bpm_questetra_approval"),
+    ),
+]
+
+
+def seed_all(engine: Engine, *, large_file_mb: int = 24) -> dict[str, Mapping[str, Any]]:
+    summaries = {}
+    for system in SYSTEMS:
+        if system.name.startswith("Questetra"):
+            summaries[system.name] = system.seed(engine, large_file_mb=large_file_mb)
+        else:
+            summaries[system.name] = system.seed(engine)
+    return summaries
+
+
+def all_connections(url: str, summaries: Mapping[str, Mapping[str, Any]]) -> Connections:
+    connections: Connections = {}
+    for system in SYSTEMS:
+        connections.update(system.connections(url, summaries[system.name]))
+    return connections
+
+
+def all_dags() -> list[str]:
+    return [dag for system in SYSTEMS for dag in system.dags]
