@@ -51,14 +51,92 @@ def _connection_type(
 
 CONNECTION_TYPES = [
     _connection_type(
+        "activiti",
+        "airflow_bpm_provider.hooks.activiti.ActivitiHook",
+        "Activiti / Flowable / WSO2 EI BPMN",
+        {
+            "host": "https://host:9445/bpmn or http://host:8080/flowable-rest/service",
+            "login": "user (WSO2 secondary user store: DOMAIN/user)",
+        },
+        tenant_id={
+            "label": "Tenant id",
+            "description": "sent when starting by key or message, querying by key and deploying "
+            "(multi-tenant engines only)",
+            "schema": {"type": ["string", "null"]},
+        },
+    ),
+    _connection_type(
+        "bonita",
+        "airflow_bpm_provider.hooks.bonita.BonitaHook",
+        "Bonita",
+        {"host": "https://bonita.example.com:8080/bonita", "login": "Bonita user name"},
+        tenant={
+            "label": "Tenant",
+            "description": "tenant sent at login (multi-tenant Bonita only)",
+            "schema": {"type": ["string", "null"]},
+        },
+        business_key_variable={
+            "label": "Business key variable",
+            "description": "contract input / case variable that holds the business key (Bonita has none)",
+            "schema": {"type": ["string", "null"]},
+        },
+        timezone={
+            "label": "Server time zone",
+            "description": "IANA zone of the Bonita server's clock, for its zone-less dates (default UTC)",
+            "schema": {"type": ["string", "null"]},
+        },
+        document_versions={
+            "label": "Document versions",
+            "description": "files of a case: latest (default) or all versions of each document",
+            "schema": {"type": ["string", "null"], "enum": ["latest", "all", None], "default": "latest"},
+        },
+    ),
+    _connection_type(
+        "yuuvis_bpm",
+        "airflow_bpm_provider.hooks.yuuvis.YuuvisBpmHook",
+        "yuuvis Momentum BPM engine",
+        {"host": "https://yuuvis-gateway.example.com", "login": "user name"},
+        tenant={
+            "label": "Tenant",
+            "description": "yuuvis tenant name, sent as X-ID-TENANT-NAME on every call (required)",
+            "schema": {"type": ["string", "null"]},
+        },
+        document_variables={
+            "label": "Document variables",
+            "description": "process variables holding DMS object ids, comma-separated (default documentId)",
+            "schema": {"type": ["string", "null"], "default": "documentId"},
+        },
+        user_id={
+            "label": "User id",
+            "description": "yuuvis user id that claims tasks when no assignee is given (default: the login)",
+            "schema": {"type": ["string", "null"]},
+        },
+    ),
+    _connection_type(
         "questetra",
         "airflow_bpm_provider.hooks.questetra.QuestetraHook",
         "Questetra BPM Suite / DataSpider BPM",
         {"host": "https://example.questetra.net or https://host:port/userweb", "login": "user e-mail"},
+        page_size={
+            "label": "Page size",
+            "description": "rows per search request (1-1000)",
+            "schema": {"type": ["integer", "null"], "default": 100},
+        },
+        timezone={
+            "label": "Time zone",
+            "description": "IANA zone the server's dates are written in, e.g. Asia/Tokyo",
+            "schema": {"type": ["string", "null"]},
+        },
     ),
 ]
 
-HOOKS = ["airflow_bpm_provider.hooks.base", "airflow_bpm_provider.hooks.questetra"]
+HOOKS = [
+    "airflow_bpm_provider.hooks.base",
+    "airflow_bpm_provider.hooks.bonita",
+    "airflow_bpm_provider.hooks.yuuvis",
+    "airflow_bpm_provider.hooks.questetra",
+    "airflow_bpm_provider.hooks.activiti",
+]
 
 
 def get_provider_info() -> dict[str, Any]:

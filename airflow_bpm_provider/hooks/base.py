@@ -91,10 +91,6 @@ class BpmHook(BaseHook, abc.ABC):
 
         mask_secret(secret)
 
-    @staticmethod
-    def _basic_credentials(settings: ConnectionSettings) -> str | None:
-        return settings.basic_credentials
-
     def _auth_headers(self, request: Request, session: Mapping[str, str] | None) -> dict[str, str]:
         """Pre-emptive credentials for every request (Questetra sends no challenge to answer)."""
         if self.settings.auth_type == "bearer":

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from itertools import count
 from typing import Any
+from urllib.parse import quote
 
 from airflow_bpm_provider.exceptions import (
     BpmAuthError,
@@ -31,6 +32,7 @@ from airflow_bpm_provider.exceptions import (
     scrub,
 )
 from airflow_bpm_provider.hooks.base import BpmHook
+from airflow_bpm_provider.hooks.disposition import content_length, file_name_from_reply
 from airflow_bpm_provider.hooks.http import Flow, Reply, Request
 from airflow_bpm_provider.hooks.yuuvis_mapping import (
     DEFINITION_FILTERS,
@@ -122,9 +124,6 @@ class YuuvisBpmHook(BpmHook):
 
     def _session_secrets(self) -> list[str]:
         secrets = list(self.settings.secrets)
-        basic = self._basic_credentials(self.settings)
-        if basic:
-            secrets.append(basic)
         for transport in (self._transport, self._async_transport):
             cookie = transport.cookie(SESSION_COOKIE) if transport is not None else None
             if cookie:
@@ -150,7 +149,12 @@ class YuuvisBpmHook(BpmHook):
         return f"user '{login}'" if login else "this user"
 
     def _invisible(self, exc: BpmError, what: str) -> BpmError:
-        """A 404/403 on a process: yuuvis hides processes other users started, so say both causes."""
+        """A 404/403 on a process: yuuvis hides processes other users started, so say both causes.
+
+        A 401 (credentials refused) stays as it is.
+        """
+        if isinstance(exc, BpmAuthError) and exc.status != 403:
+            return exc
         return _rephrase(
             exc,
             f"{what} does not exist or {self._who()} may not see it "
@@ -235,12 +239,10 @@ class YuuvisBpmHook(BpmHook):
         return self._instance(first_object(self._json(request, reply)), request, reply)
 
     def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
-        request = Request("GET", f"{API}/processes/{instance_id}")
+        request = Request("GET", f"{API}/processes/{segment(instance_id)}")
         try:
             reply = yield request
         except (BpmNotFound, BpmAuthError) as exc:
-            if isinstance(exc, BpmAuthError) and exc.status != 403:
-                raise
             raise self._invisible(exc, f"process instance '{instance_id}'") from None
         return self._instance(first_object(self._json(request, reply)), request, reply)
 
@@ -248,14 +250,12 @@ class YuuvisBpmHook(BpmHook):
         """The vendor's process instance, with its variables unless told otherwise."""
         request = Request(
             "GET",
-            f"{API}/processes/{instance_id}",
+            f"{API}/processes/{segment(instance_id)}",
             params={"includeProcessVariables": True} if include_variables else None,
         )
         try:
             reply = self.request(request)
         except (BpmNotFound, BpmAuthError) as exc:
-            if isinstance(exc, BpmAuthError) and exc.status != 403:
-                raise
             raise self._invisible(exc, f"process instance '{instance_id}'") from None
         return first_object(self._json(request, reply))
 
@@ -312,10 +312,8 @@ class YuuvisBpmHook(BpmHook):
 
     def cancel_process(self, instance_id: str) -> None:
         try:
-            self.request(Request("DELETE", f"{API}/processes/{instance_id}"))
+            self.request(Request("DELETE", f"{API}/processes/{segment(instance_id)}"))
         except (BpmNotFound, BpmAuthError) as exc:
-            if isinstance(exc, BpmAuthError) and exc.status != 403:
-                raise
             raise self._invisible(exc, f"process instance '{instance_id}'") from None
 
     def _instance(self, raw: Any, request: Request, reply: Reply | None) -> ProcessInstance:
@@ -394,6 +392,8 @@ class YuuvisBpmHook(BpmHook):
         self, *, process_instance_id: str | None = None, name: str | None = None
     ) -> Flow[list[Task]]:
         params = task_query(process_instance_id=process_instance_id, name=name)
+        # (unverified) The task list is taken to answer the same objects/hasMoreItems envelope as
+        # the process list; the documentation excerpts show its parameters, not its answer.
         objects = yield from self._pages_flow(f"{API}/tasks", params, DEFAULT_PAGE_SIZE)
         tasks = [task_from(raw) for raw in objects]
         # The list endpoint may not filter by process instance (unverified): filter here as well.
@@ -415,7 +415,7 @@ class YuuvisBpmHook(BpmHook):
             yield task_from(raw)
 
     def get_task(self, task_id: str) -> Task:
-        request = Request("GET", f"{API}/tasks/{task_id}")
+        request = Request("GET", f"{API}/tasks/{segment(task_id)}")
         try:
             reply = self.request(request)
         except BpmNotFound as exc:
@@ -473,7 +473,7 @@ class YuuvisBpmHook(BpmHook):
         if typed:
             body["variables"] = typed
         try:
-            self.request(Request("POST", f"{API}/tasks/{task_id}", json=body))
+            self.request(Request("POST", f"{API}/tasks/{segment(task_id)}", json=body))
         except BpmNotFound as exc:
             raise _rephrase(
                 exc, f"task '{task_id}' does not exist, has ended, or {self._who()} may not act on it"
@@ -508,9 +508,13 @@ class YuuvisBpmHook(BpmHook):
                 self.log.info("%s: DMS object %s has no content file; skipped", self.system, object_id)
                 continue
             stream = stream or {}
+            name, size = stream.get("fileName"), int_or_none(stream.get("length"))
+            if metadata and not name:
+                name, announced = self.announced_name_and_size(object_id)
+                size = size if size is not None else announced
             yield ProcessFile(
-                name=str(stream.get("fileName") or object_id),
-                size=int_or_none(stream.get("length")),
+                name=str(name or object_id),
+                size=size,
                 content_type=stream.get("mimeType"),
                 process_instance_id=instance_id,
                 ref={"object_id": object_id},
@@ -518,9 +522,26 @@ class YuuvisBpmHook(BpmHook):
                 group=group,
             )
 
+    def announced_name_and_size(self, object_id: str) -> tuple[str | None, int | None]:
+        """What the content download announces (Content-Disposition, Content-Length); the body is
+        not read: the streamed answer is closed after its headers.
+
+        (unverified) That yuuvis sets Content-Disposition on ``/contents/file`` is not documented;
+        only used when the object's metadata (documented ``contentStreams[].fileName``) has no name.
+        """
+        file = ProcessFile(
+            name=object_id,
+            size=None,
+            content_type=None,
+            process_instance_id="",
+            ref={"object_id": object_id},
+        )
+        with self.open_file(file) as reply:
+            return file_name_from_reply(reply), content_length(reply)
+
     def get_object_metadata(self, object_id: str) -> dict[str, Any]:
         """GET /api/dms/objects/{id}: ``{properties, contentStreams}`` of the DMS object."""
-        request = Request("GET", f"{DMS_OBJECTS}/{object_id}")
+        request = Request("GET", f"{DMS_OBJECTS}/{segment(object_id)}")
         try:
             reply = self.request(request)
         except BpmNotFound as exc:
@@ -540,7 +561,9 @@ class YuuvisBpmHook(BpmHook):
                 conn_id=self.bpm_conn_id,
             )
         try:
-            reply = self.request(Request("GET", f"{DMS_OBJECTS}/{object_id}/contents/file", stream=True))
+            reply = self.request(
+                Request("GET", f"{DMS_OBJECTS}/{segment(object_id)}/contents/file", stream=True)
+            )
         except BpmNotFound as exc:
             raise _rephrase(
                 exc,
@@ -553,6 +576,11 @@ class YuuvisBpmHook(BpmHook):
 
 
 # ---- vendor facts, one function each ---------------------------------------------------------
+
+
+def segment(value: Any) -> str:
+    """An id as one URL path segment (an id with ``/`` must not change the endpoint)."""
+    return quote(str(value), safe="")
 
 
 def _rephrase(exc: BpmError, message: str) -> BpmError:

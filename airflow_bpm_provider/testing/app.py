@@ -10,7 +10,13 @@ from airflow_bpm_provider.testing.faults import FaultPlan
 
 # (module, mount points). Each dialect module exposes ``router(engine, faults) -> APIRouter``.
 DIALECTS: list[tuple[str, tuple[str, ...]]] = [
+    ("airflow_bpm_provider.testing.dialects.yuuvis", ("",)),
+    ("airflow_bpm_provider.testing.dialects.bonita", ("/bonita",)),
     ("airflow_bpm_provider.testing.dialects.questetra", ("", "/userweb")),
+    (
+        "airflow_bpm_provider.testing.dialects.activiti",
+        ("/bpmn", "/activiti-rest/service", "/flowable-rest/service"),
+    ),
 ]
 
 

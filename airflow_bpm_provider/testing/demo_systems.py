@@ -34,6 +34,18 @@ def _questetra_connections(url: str, summary: Mapping[str, Any]) -> Connections:
     }
 
 
+def _yuuvis_seed(engine: Engine) -> Mapping[str, Any]:
+    from airflow_bpm_provider.testing.demo_yuuvis import seed_yuuvis_demo
+
+    return seed_yuuvis_demo(engine)
+
+
+def _yuuvis_connections(url: str, summary: Mapping[str, Any]) -> Connections:
+    from airflow_bpm_provider.testing.demo_yuuvis import CONN_ID, yuuvis_demo_connection
+
+    return {CONN_ID: yuuvis_demo_connection(url)}
+
+
 SYSTEMS: list[DemoSystem] = [
     DemoSystem(
         "Questetra / DataSpider BPM",
@@ -41,6 +53,7 @@ SYSTEMS: list[DemoSystem] = [
         _questetra_connections,
         ("bpm_questetra_file_export", "bpm_questetra_approval"),
     ),
+    DemoSystem("yuuvis Momentum", _yuuvis_seed, _yuuvis_connections, ("bpm_yuuvis_approval",)),
 ]
 
 
