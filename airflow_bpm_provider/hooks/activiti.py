@@ -51,10 +51,19 @@ PAGE_SIZE = 100
 DEFAULT_DELETE_REASON = "cancelled by Airflow"
 START_FIELDS = {"id": "processDefinitionId", "key": "processDefinitionKey", "message": "message"}
 FIND_FILTERS = frozenset({"definition", "business_key", "states", "started_after", "started_before", "query"})
+# What PUT runtime/tasks/{id} may change (Activiti 5.21 and Flowable alike).
 TASK_FIELDS = frozenset(
-    {"assignee", "owner", "delegationState", "name", "description", "dueDate", "priority", "parentTaskId",
-     "category"}
-)  # fmt: skip
+    {
+        "assignee",
+        "owner",
+        "delegationState",
+        "name",
+        "description",
+        "dueDate",
+        "priority",
+        "parentTaskId",
+    }
+)
 # The engine answers 400 (not 404) when the definition or message to start does not exist.
 NOT_FOUND_ON_START = ("no processes deployed", "no deployed process definition", "no subscription to message")
 
@@ -119,22 +128,25 @@ class ActivitiHook(BpmHook):
     def _page_request(
         self, path: str, start: int, params: Mapping[str, Any] | None, query: Mapping[str, Any] | None
     ) -> Request:
-        # Never ask list calls for includeProcessVariables=true: the engine then pages over
-        # instance x variable rows and returns short pages (flowable-engine #1348, fixed in 6.7
-        # only), so paging by total would skip instances. Variables are read per instance instead.
-        for source in (params or {}, query or {}):
-            if str(source.get("includeProcessVariables", "")).lower() == "true":
-                raise BpmConfigError(
-                    "includeProcessVariables=true breaks paging on this engine (short pages, "
-                    "flowable-engine #1348); read variables per instance with get_variables()",
-                    system=self.system,
-                    conn_id=self.bpm_conn_id,
-                )
+        self._refuse_process_variables(params)
+        self._refuse_process_variables(query)
         if query is not None:
             body = {**query, "start": start, "size": PAGE_SIZE}
             # A query POST only reads, so re-sending it after a timeout is safe.
             return Request("POST", path, json=body, idempotent=True)
         return Request("GET", path, params={**(params or {}), "start": start, "size": PAGE_SIZE})
+
+    def _refuse_process_variables(self, source: Mapping[str, Any] | None) -> None:
+        # Never ask list calls for includeProcessVariables=true: the engine then pages over
+        # instance x variable rows and returns short pages (flowable-engine #1348, fixed in 6.7
+        # only), so paging by total would skip instances. Variables are read per instance instead.
+        if source and str(source.get("includeProcessVariables", "")).lower() == "true":
+            raise BpmConfigError(
+                "includeProcessVariables=true breaks paging on this engine (short pages, "
+                "flowable-engine #1348); read variables per instance with get_variables()",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
 
     def _page_flow(self, request: Request) -> Flow[tuple[list[dict[str, Any]], int]]:
         reply = yield request
@@ -335,6 +347,7 @@ class ActivitiHook(BpmHook):
                     system=self.system,
                     conn_id=self.bpm_conn_id,
                 )
+            self._refuse_process_variables(raw_query)
             body = self._merge_query(criteria, raw_query)
             rows = self._iter_rows("/query/historic-process-instances", query=body)
         else:
@@ -605,6 +618,7 @@ class ActivitiHook(BpmHook):
                 system=self.system,
                 conn_id=self.bpm_conn_id,
             )
+        self._refuse_process_variables(query)
         return (process_from_runtime(row) for row in self._iter_rows("/query/process-instances", query=query))
 
     # ---- variables --------------------------------------------------------------------------
@@ -663,6 +677,7 @@ class ActivitiHook(BpmHook):
                 system=self.system,
                 conn_id=self.bpm_conn_id,
             )
+        self._refuse_process_variables(query)
         return (task_from_raw(row) for row in self._iter_rows("/query/tasks", query=query))
 
     def update_task(self, task_id: str, **fields: Any) -> Task:
@@ -688,6 +703,41 @@ class ActivitiHook(BpmHook):
 
     def list_attachments(self, task_id: str) -> list[dict[str, Any]]:
         return list(self._get_json(f"/runtime/tasks/{_q(task_id)}/attachments") or [])
+
+    def add_attachment(
+        self,
+        task_id: str,
+        name: str,
+        content: bytes | None = None,
+        *,
+        external_url: str | None = None,
+        content_type: str | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Attach ``content`` (multipart upload) or a link (``external_url``) to an open task."""
+        if (content is None) == (external_url is None):
+            raise BpmConfigError(
+                "add_attachment needs either content or external_url",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        path = f"/runtime/tasks/{_q(task_id)}/attachments"
+        if external_url is not None:
+            body = {
+                "name": name,
+                "description": description,
+                "type": content_type,
+                "externalUrl": external_url,
+            }
+            return self._send_json("POST", path, {k: v for k, v in body.items() if v is not None})
+        fields = [("name", name), ("description", description), ("type", content_type)]
+        request = Request(
+            "POST",
+            path,
+            data=[(k, v) for k, v in fields if v is not None],
+            files={"file": (name, content, content_type or "application/octet-stream")},
+        )
+        return self._json(request, self.request(request))
 
     def add_comment(
         self, task_id: str, message: str, *, save_process_instance_id: bool = False

@@ -46,6 +46,30 @@ def _yuuvis_connections(url: str, summary: Mapping[str, Any]) -> Connections:
     return {CONN_ID: yuuvis_demo_connection(url)}
 
 
+def _bonita_seed(engine: Engine) -> Mapping[str, Any]:
+    from airflow_bpm_provider.testing.demo_bonita import seed_bonita_demo
+
+    return seed_bonita_demo(engine)
+
+
+def _bonita_connections(url: str, summary: Mapping[str, Any]) -> Connections:
+    from airflow_bpm_provider.testing.demo_bonita import CONN_ID, bonita_demo_connection
+
+    return {CONN_ID: bonita_demo_connection(url)}
+
+
+def _activiti_seed(engine: Engine) -> Mapping[str, Any]:
+    from airflow_bpm_provider.testing.demo_activiti import seed_activiti_demo
+
+    return seed_activiti_demo(engine)
+
+
+def _activiti_connections(url: str, summary: Mapping[str, Any]) -> Connections:
+    from airflow_bpm_provider.testing.demo_activiti import activiti_demo_connections
+
+    return activiti_demo_connections(url, dict(summary))
+
+
 SYSTEMS: list[DemoSystem] = [
     DemoSystem(
         "Questetra / DataSpider BPM",
@@ -53,7 +77,11 @@ SYSTEMS: list[DemoSystem] = [
         _questetra_connections,
         ("bpm_questetra_file_export", "bpm_questetra_approval"),
     ),
+    DemoSystem(
+        "Activiti / Flowable / WSO2 EI", _activiti_seed, _activiti_connections, ("bpm_activiti_order",)
+    ),
     DemoSystem("yuuvis Momentum", _yuuvis_seed, _yuuvis_connections, ("bpm_yuuvis_approval",)),
+    DemoSystem("Bonita", _bonita_seed, _bonita_connections, ("bpm_bonita_expense",)),
 ]
 
 

@@ -1,0 +1,52 @@
+"""Demo data for the Activiti / Flowable / WSO2 EI dialect, used by the example DAG ``example_activiti``.
+
+The user logs in as ``DEMO/activiti.clerk``, the way a WSO2 user of a secondary user store does. The
+order approval model is the BPMN file shipped next to the example DAG; the DAG deploys it again
+itself (a new version each run), the seed only makes sure a first version exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow_bpm_provider.testing.bpmn import deploy_model
+from airflow_bpm_provider.testing.engine import Engine
+
+CONN_ID = "activiti_demo"
+USER = "DEMO/activiti.clerk"
+PASSWORD = "activiti-demo-password"
+PROCESS_KEY = "activiti-order-approval"
+REVIEW_TASK = "Review order"
+MODEL = Path(__file__).resolve().parent.parent / "example_dags" / "example_activiti_order.bpmn20.xml"
+BASE_PATH = "/bpmn"  # WSO2 EI's context root; /activiti-rest/service and /flowable-rest/service work too
+
+
+def seed_activiti_demo(engine: Engine) -> dict[str, Any]:
+    """Add the demo user and deploy the order approval model once; safe to call again."""
+    with engine.lock:
+        engine.add_user(USER, PASSWORD)
+        definition = next((d for d in engine.definitions.values() if d.key == PROCESS_KEY), None)
+        if definition is None:
+            _, (definition,) = deploy_model(engine, MODEL.name, MODEL.read_bytes())
+    return {
+        "conn_id": CONN_ID,
+        "login": USER,
+        "password": PASSWORD,
+        "process_key": PROCESS_KEY,
+        "review_task": REVIEW_TASK,
+        "definition_id": f"{definition.key}:{definition.version}:{definition.id}",
+    }
+
+
+def activiti_demo_connections(url: str, summary: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The ``activiti_demo`` connection for an emulator at ``url`` (AIRFLOW_CONN_* JSON fields)."""
+    return {
+        CONN_ID: {
+            "conn_type": "activiti",
+            "host": url + BASE_PATH,
+            "login": USER,
+            "password": PASSWORD,
+            "extra": {"retry_delay": 0.2},
+        }
+    }
