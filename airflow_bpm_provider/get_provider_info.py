@@ -173,7 +173,15 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
-        "triggers": [],
+        "triggers": [
+            {
+                "integration-name": "BPM",
+                "python-modules": [
+                    "airflow_bpm_provider.triggers.process",
+                    "airflow_bpm_provider.triggers.task",
+                ],
+            }
+        ],
         "connection-types": CONNECTION_TYPES,
         "extra-links": ["airflow_bpm_provider.links.BpmProcessLink"],
     }
