@@ -31,6 +31,13 @@ class InMemorySupervisor:
         if isinstance(msg, comms.GetXCom):
             value = self.xcoms.get((msg.dag_id, msg.run_id, msg.task_id, msg.map_index, msg.key))
             return comms.XComResult(key=msg.key, value=value)
+        if isinstance(msg, comms.GetXComSequenceSlice):  # what ti.xcom_pull in a template asks
+            values = [
+                value
+                for (dag_id, run_id, task_id, _, key), value in self.xcoms.items()
+                if (dag_id, run_id, task_id, key) == (msg.dag_id, msg.run_id, msg.task_id, msg.key)
+            ]
+            return comms.XComSequenceSliceResult(root=values)
         if isinstance(msg, comms.GetTaskRescheduleStartDate):
             return comms.TaskRescheduleStartDate(start_date=self.first_reschedule_date)
         raise AssertionError(f"the test supervisor does not answer {type(msg).__name__}")
@@ -88,3 +95,12 @@ def run(operator: Any, context: dict) -> Any:
     ctx = contextvars.copy_context()
     ctx.run(ExecutorSafeguard.tracker.set, operator)
     return ctx.run(operator.execute, context)
+
+
+def run_and_push(operator: Any) -> Any:
+    """Run like :func:`run`, then push the return value as the task runner does for downstream pulls."""
+    context = context_for(operator)
+    result = run(operator, context)
+    if result is not None:
+        context["ti"].xcom_push("return_value", result)
+    return result

@@ -8,7 +8,6 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import airflow_runtime
 import pytest
@@ -218,26 +217,8 @@ def test_a_truncated_download_is_visible_to_the_reader(emu: Emulator):
 # ---- the generic operators and sensors over an ``activiti`` connection --------------------------
 
 
-class TemplateSupervisor(airflow_runtime.InMemorySupervisor):
-    """Also answers the slice request that ``ti.xcom_pull`` in a template sends."""
-
-    def send(self, msg: Any) -> Any:
-        from airflow.sdk.execution_time import comms
-
-        if isinstance(msg, comms.GetXComSequenceSlice):
-            values = [
-                value
-                for (dag_id, run_id, task_id, _, key), value in self.xcoms.items()
-                if (dag_id, run_id, task_id, key) == (msg.dag_id, msg.run_id, msg.task_id, msg.key)
-            ]
-            return comms.XComSequenceSliceResult(root=values)
-        return super().send(msg)
-
-
 def test_the_example_dag_runs_task_by_task_against_the_emulator(emu: Emulator, monkeypatch, tmp_path):
-    from airflow.sdk.execution_time import task_runner
-
-    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", TemplateSupervisor(), raising=False)
+    airflow_runtime.install(monkeypatch)
     for conn_id, fields in activiti_demo_connections(emu.url).items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
     module = importlib.import_module("airflow_bpm_provider.example_dags.example_activiti")

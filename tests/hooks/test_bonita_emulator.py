@@ -262,37 +262,7 @@ def test_async_twins_for_triggers(emu, hook, demo):
 # ---- the generic operators and sensors on a bonita connection -------------------------------------
 
 
-@pytest.fixture
-def pulling_supervisor(supervisor, monkeypatch):
-    """The shared in-memory supervisor, also answering ``ti.xcom_pull`` (a sequence slice)."""
-    from airflow.sdk.execution_time import comms
-
-    answer = supervisor.send
-
-    def send(msg: Any) -> Any:
-        if isinstance(msg, comms.GetXComSequenceSlice):
-            values = [
-                value
-                for (dag_id, run_id, task_id, _, key), value in supervisor.xcoms.items()
-                if (dag_id, run_id, task_id, key) == (msg.dag_id, msg.run_id, msg.task_id, msg.key)
-            ]
-            return comms.XComSequenceSliceResult(root=values)
-        return answer(msg)
-
-    monkeypatch.setattr(supervisor, "send", send)
-    return supervisor
-
-
-def run_operator(op: Any, supervisor: Any) -> Any:
-    context = airflow_runtime.context_for(op)
-    result = airflow_runtime.run(op, context)
-    if result is not None:
-        context["ti"].xcom_push("return_value", result)
-    return result
-
-
-def test_generic_operators_drive_a_bonita_case(emu, pulling_supervisor, tmp_path):
-    supervisor = pulling_supervisor
+def test_generic_operators_drive_a_bonita_case(emu, supervisor, tmp_path):
     with DAG("bonita_generic", schedule=None):
         start = BpmStartProcessOperator(
             task_id="start",
@@ -319,16 +289,16 @@ def test_generic_operators_drive_a_bonita_case(emu, pulling_supervisor, tmp_path
             task_id="download", bpm_conn_id=CONN_ID, process_instance_ids=pid, destination=str(tmp_path)
         )
 
-    instance_id = run_operator(start, supervisor)
+    instance_id = airflow_runtime.run_and_push(start)
     case = emu.engine.instance(instance_id)
     assert case.value("businessKey") == "generic-2024-05-01" and case.value("dueDate") == "2024-05-01"
-    task_id = run_operator(wait_task, supervisor)
+    task_id = airflow_runtime.run_and_push(wait_task)
     assert emu.engine.task(task_id).definition.name == REVIEW_TASK
-    assert run_operator(complete, supervisor) == task_id
+    assert airflow_runtime.run_and_push(complete) == task_id
     assert case.value("approved") is False and emu.engine.task(task_id).assignee == USER
-    state = run_operator(wait_end, supervisor)
+    state = airflow_runtime.run_and_push(wait_end)
     assert state["state"] == "COMPLETED" and state["id"] == instance_id
-    manifest = run_operator(download, supervisor)
+    manifest = airflow_runtime.run_and_push(download)
     assert sorted((e["file_name"], e["status"]) for e in manifest) == [
         ("expense-policy.pdf", "written"),
         ("terms-2025.pdf", "external"),
@@ -343,18 +313,19 @@ def test_generic_operators_drive_a_bonita_case(emu, pulling_supervisor, tmp_path
         business_key="generic-2024-05-01",
         dag=start.dag,
     )
-    assert run_operator(again, supervisor) == instance_id  # retry-safe: found by the business-key variable
+    assert (
+        airflow_runtime.run_and_push(again) == instance_id
+    )  # retry-safe: found by the business-key variable
 
 
-def test_the_example_dag_runs_task_by_task(emu, pulling_supervisor, tmp_path):
-    supervisor = pulling_supervisor
+def test_the_example_dag_runs_task_by_task(emu, supervisor, tmp_path):
     from airflow_bpm_provider.example_dags.example_bonita import dag
 
     assert dag.dag_id == "bpm_bonita_expense"
     order = ["start_expense", "wait_for_review", "approve", "wait_until_completed", "export_documents"]
     assert sorted(dag.task_ids) == sorted(order)
     dag.get_task("export_documents").destination = str(tmp_path)
-    results = {task_id: run_operator(dag.get_task(task_id), supervisor) for task_id in order}
+    results = {task_id: airflow_runtime.run_and_push(dag.get_task(task_id)) for task_id in order}
     case = emu.engine.instance(results["start_expense"])
     assert case.definition.key == EXPENSE and case.state == "COMPLETED"
     assert case.value("approved") is True and case.value("businessKey").startswith("expense-")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import airflow_runtime
 import pytest
@@ -184,37 +183,7 @@ def test_a_truncated_download_fails_the_export(emu, hook, tmp_path):
 # ---- the generic operators and sensors on a yuuvis_bpm connection -----------------------------
 
 
-@pytest.fixture
-def pulling_supervisor(supervisor, monkeypatch):
-    """The shared in-memory supervisor, also answering ``ti.xcom_pull`` (a sequence slice)."""
-    from airflow.sdk.execution_time import comms
-
-    answer = supervisor.send
-
-    def send(msg: Any) -> Any:
-        if isinstance(msg, comms.GetXComSequenceSlice):
-            values = [
-                value
-                for (dag_id, run_id, task_id, _, key), value in supervisor.xcoms.items()
-                if (dag_id, run_id, task_id, key) == (msg.dag_id, msg.run_id, msg.task_id, msg.key)
-            ]
-            return comms.XComSequenceSliceResult(root=values)
-        return answer(msg)
-
-    monkeypatch.setattr(supervisor, "send", send)
-    return supervisor
-
-
-def run_operator(op: Any, supervisor: Any) -> Any:
-    context = airflow_runtime.context_for(op)
-    result = airflow_runtime.run(op, context)
-    if result is not None:
-        context["ti"].xcom_push("return_value", result)
-    return result
-
-
-def test_generic_operators_drive_a_yuuvis_process(emu, pulling_supervisor, tmp_path):
-    supervisor = pulling_supervisor
+def test_generic_operators_drive_a_yuuvis_process(emu, supervisor, tmp_path):
     with DAG("yuuvis_generic", schedule=None):
         start = BpmStartProcessOperator(
             task_id="start",
@@ -248,13 +217,13 @@ def test_generic_operators_drive_a_yuuvis_process(emu, pulling_supervisor, tmp_p
     assert supervisor.xcom(context["ti"], "process_instance_id") == instance_id
     assert emu.engine.instance(instance_id).title == "Generic 2024-05-01"
 
-    task_id = run_operator(wait_task, supervisor)
+    task_id = airflow_runtime.run_and_push(wait_task)
     assert emu.engine.task(task_id).definition.name == APPROVAL_TASK
-    assert run_operator(complete, supervisor) == task_id
+    assert airflow_runtime.run_and_push(complete) == task_id
     assert emu.engine.task(task_id).assignee == "yuuvis.clerk"
-    state = run_operator(wait_end, supervisor)
+    state = airflow_runtime.run_and_push(wait_end)
     assert state["state"] == "COMPLETED" and state["id"] == instance_id
-    manifest = run_operator(download, supervisor)
+    manifest = airflow_runtime.run_and_push(download)
     assert [entry["file_name"] for entry in manifest] == [SCAN_NAME]
     [landed] = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert landed.name == SCAN_NAME and landed.stat().st_size == 180_000
@@ -266,11 +235,10 @@ def test_generic_operators_drive_a_yuuvis_process(emu, pulling_supervisor, tmp_p
         business_key="generic-2024-05-01",
         dag=start.dag,
     )
-    assert run_operator(again, supervisor) == instance_id  # retry-safe: found by business key
+    assert airflow_runtime.run_and_push(again) == instance_id  # retry-safe: found by business key
 
 
-def test_the_example_dag_runs_task_by_task(emu, pulling_supervisor, tmp_path):
-    supervisor = pulling_supervisor
+def test_the_example_dag_runs_task_by_task(emu, supervisor, tmp_path):
     from airflow_bpm_provider.example_dags.example_yuuvis import dag
 
     assert dag.dag_id == "bpm_yuuvis_approval"
@@ -284,7 +252,7 @@ def test_the_example_dag_runs_task_by_task(emu, pulling_supervisor, tmp_path):
     ]
     assert sorted(dag.task_ids) == sorted(order)
     dag.get_task("export_files").destination = str(tmp_path)
-    results = {task_id: run_operator(dag.get_task(task_id), supervisor) for task_id in order}
+    results = {task_id: airflow_runtime.run_and_push(dag.get_task(task_id)) for task_id in order}
     document = results["pick_document"]
     instance = emu.engine.instance(results["start_approval"])
     assert instance.definition.key == APPROVAL_KEY and instance.state == "COMPLETED"
