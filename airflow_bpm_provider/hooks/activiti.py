@@ -263,12 +263,10 @@ class ActivitiHook(BpmHook):
         except BpmValidationError as exc:
             reason = (exc.server_message or "").lower()
             if any(marker in reason for marker in NOT_FOUND_ON_START):
-                raise BpmNotFound(
+                raise self._error(
+                    BpmNotFound,
                     f"nothing to start for {by} {target!r}",
-                    system=self.system,
-                    conn_id=self.bpm_conn_id,
-                    method=request.method,
-                    path=request.path,
+                    request,
                     status=exc.status,
                     server_message=exc.server_message,
                 ) from exc
@@ -291,12 +289,10 @@ class ActivitiHook(BpmHook):
         try:
             reply = yield request
         except BpmNotFound as exc:
-            raise BpmNotFound(
+            raise self._error(
+                BpmNotFound,
                 f"process instance {instance_id} not found, neither running nor in the history",
-                system=self.system,
-                conn_id=self.bpm_conn_id,
-                method=request.method,
-                path=request.path,
+                request,
                 status=404,
                 server_message=exc.server_message,
             ) from exc

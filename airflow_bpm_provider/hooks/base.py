@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from airflow_bpm_provider.models import ProcessFile, ProcessInstance, Task
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BpmError)
 
 
 class BpmHook(BaseHook, abc.ABC):
@@ -270,6 +271,17 @@ class BpmHook(BaseHook, abc.ABC):
     def _error_details(self, reply: Reply) -> list[str]:
         return []
 
+    def _error(self, cls: type[E], message: str, request: Request, **fields: Any) -> E:
+        """An error of ``cls`` about ``request`` on this hook's system and connection."""
+        return cls(
+            message,
+            system=self.system,
+            conn_id=self.bpm_conn_id,
+            method=request.method,
+            path=request.path,
+            **fields,
+        )
+
     def _error_for(self, request: Request, reply: Reply) -> BpmError:
         secrets = self.settings.secrets
         message = shorten(scrub(self._server_message(reply), secrets))
@@ -282,12 +294,10 @@ class BpmHook(BaseHook, abc.ABC):
             409: "conflict with the current state",
             429: "rate limited by the server after every retry",
         }.get(reply.status, "request failed")
-        return cls(
+        return self._error(
+            cls,
             summary,
-            system=self.system,
-            conn_id=self.bpm_conn_id,
-            method=request.method,
-            path=request.path,
+            request,
             status=reply.status,
             server_message=message or None,
             details=details,
@@ -299,24 +309,20 @@ class BpmHook(BaseHook, abc.ABC):
             if request.safe_to_repeat or not exc.sent
             else " (not re-sent: the server may have acted on it)"
         )
-        return BpmConnectionError(
+        return self._error(
+            BpmConnectionError,
             f"no answer after {attempt} attempt(s){hint}",
-            system=self.system,
-            conn_id=self.bpm_conn_id,
-            method=request.method,
-            path=request.path,
+            request,
             server_message=scrub(str(exc), self.settings.secrets),
         )
 
     def _unexpected(self, request: Request, reply: Reply, what: str) -> BpmError:
         from airflow_bpm_provider.exceptions import BpmServerError
 
-        return BpmServerError(
+        return self._error(
+            BpmServerError,
             f"unexpected answer: {what}",
-            system=self.system,
-            conn_id=self.bpm_conn_id,
-            method=request.method,
-            path=request.path,
+            request,
             status=reply.status,
             server_message=shorten(scrub(reply.text, self.settings.secrets), 300) or None,
         )

@@ -77,18 +77,7 @@ class BonitaHook(BonitaDataMixin, BpmHook):
 
     @cached_property
     def timezone(self) -> tzinfo:
-        name = self.settings.extra_value("timezone")
-        if not name:
-            return UTC
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            return ZoneInfo(str(name))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise BpmConfigError(
-                f"extra field 'timezone' must be an IANA zone name such as Europe/Paris, got {name!r}",
-                conn_id=self.bpm_conn_id,
-            ) from None
+        return self.settings.timezone(UTC) or UTC
 
     @cached_property
     def page_size(self) -> int:
@@ -426,12 +415,10 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         try:
             reply = self.request(request)
         except BpmNotFound as exc:
-            raise BpmNotFound(
+            raise self._error(
+                BpmNotFound,
                 f"no process definition with id {definition_id}",
-                system=self.system,
-                conn_id=self.bpm_conn_id,
-                method=request.method,
-                path=request.path,
+                request,
                 status=exc.status,
             ) from None
         body = self._json(request, reply)

@@ -118,18 +118,7 @@ class QuestetraHook(BpmHook):
 
     @cached_property
     def timezone(self) -> tzinfo | None:
-        name = self.settings.extra_value("timezone")
-        if name is None:
-            return None
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            return ZoneInfo(str(name))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise BpmConfigError(
-                f"extra field 'timezone' must be an IANA time zone such as Asia/Tokyo, got {name!r}",
-                conn_id=self.bpm_conn_id,
-            ) from None
+        return self.settings.timezone()
 
     # ---- paging -------------------------------------------------------------------------------
 
@@ -277,12 +266,10 @@ class QuestetraHook(BpmHook):
         if raise_on_failure:
             failures = _accept_failures(ids, results)
             if failures:
-                raise BpmConflict(
+                raise self._error(
+                    BpmConflict,
                     f"{len(failures)} of {len(ids)} task(s) could not be accepted",
-                    system=self.system,
-                    conn_id=self.bpm_conn_id,
-                    method=request.method,
-                    path=request.path,
+                    request,
                     status=reply.status,
                     details=failures,
                 )
@@ -341,12 +328,10 @@ class QuestetraHook(BpmHook):
         except ValueError as exc:
             raise self._unexpected(request, reply, str(exc)) from None
         if errors:
-            raise BpmValidationError(
+            raise self._error(
+                BpmValidationError,
                 f"the server refused the form of workitem {wid} (task '{form.task_name}')",
-                system=self.system,
-                conn_id=self.bpm_conn_id,
-                method=request.method,
-                path=request.path,
+                request,
                 status=reply.status,
                 details=[
                     f"{form.describe_key(error.key) or error.section}: {error.detail}" for error in errors
@@ -456,12 +441,10 @@ class QuestetraHook(BpmHook):
         try:
             yield from reply.iter_bytes(chunk_size)
         except requests.exceptions.RequestException as exc:
-            raise BpmTransferError(
+            raise self._error(
+                BpmTransferError,
                 "the answer broke off",
-                system=self.system,
-                conn_id=self.bpm_conn_id,
-                method=request.method,
-                path=request.path,
+                request,
                 server_message=type(exc).__name__,
             ) from None
         finally:

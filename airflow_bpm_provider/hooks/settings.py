@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,6 +46,21 @@ class ConnectionSettings:
     @property
     def secrets(self) -> tuple[str, ...]:
         return tuple(secret for secret in (self.password, self.basic_credentials) if secret)
+
+    def timezone(self, default: tzinfo | None = None) -> tzinfo | None:
+        """The ``timezone`` extra: the IANA zone of the server's clock, for its zone-less dates."""
+        name = self.extra_value("timezone")
+        if not name:
+            return default
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            return ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BpmConfigError(
+                f"extra field 'timezone' must be an IANA time zone such as Asia/Tokyo, got {name!r}",
+                conn_id=self.conn_id,
+            ) from None
 
     def extra_value(self, name: str, default: Any = None) -> Any:
         """An extra field, stored plain (``timeout``) or UI-prefixed (``extra__questetra__timeout``)."""

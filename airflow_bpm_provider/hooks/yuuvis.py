@@ -320,12 +320,10 @@ class YuuvisBpmHook(BpmHook):
         if not isinstance(raw, Mapping) or raw.get("id") in (None, ""):
             if reply is not None:
                 raise self._unexpected(request, reply, "a process instance without an id")
-            raise BpmServerError(
+            raise self._error(
+                BpmServerError,
                 "unexpected answer: a process instance without an id",
-                system=self.system,
-                conn_id=self.bpm_conn_id,
-                method=request.method,
-                path=request.path,
+                request,
             )
         state, raw_state = process_state(raw)
         return ProcessInstance(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
+from airflow_bpm_provider import deferral
 from airflow_bpm_provider.exceptions import BpmConfigError
 from airflow_bpm_provider.links import XCOM_INSTANCE_ID, XCOM_INSTANCE_URL, BpmProcessLink
 from airflow_bpm_provider.state_sets import Verdict, describe, judge, parse_state_sets
@@ -53,6 +55,14 @@ class BpmStartProcessOperator(BaseOperator):
     :param failure_states: states that fail the task
     :param poll_interval: seconds between polls
     :param timeout: seconds to wait at most (None: no limit beyond the task's execution_timeout)
+    :param deferrable: wait in the triggerer instead of a worker slot (default: Airflow's
+        ``[operators] default_deferrable``). The process is started on the worker, its id and URL
+        pushed, and its state checked once; only a process still running is handed to
+        :class:`~airflow_bpm_provider.triggers.process.BpmProcessStateTrigger`.
+    :param cancel_on_kill: cancel the started process when the task is killed: on the worker when
+        Airflow calls ``on_kill`` (SIGTERM, e.g. a user marks the task failed, or
+        ``execution_timeout``), while deferred when a user acts on the task (the trigger's
+        ``on_kill``). Not when ``timeout`` ends the wait, nor when a triggerer restarts.
     """
 
     template_fields: Sequence[str] = ("process", "variables", "business_key", "start_options")
@@ -73,6 +83,8 @@ class BpmStartProcessOperator(BaseOperator):
         failure_states: Sequence[str] = ("FAILED", "CANCELLED"),
         poll_interval: float = 30,
         timeout: float | None = None,
+        deferrable: bool | None = None,
+        cancel_on_kill: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,6 +103,9 @@ class BpmStartProcessOperator(BaseOperator):
         self.target_states, self.failure_states = parse_state_sets(target_states, failure_states)
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.deferrable = deferral.default_deferrable() if deferrable is None else deferrable
+        self.cancel_on_kill = cancel_on_kill
+        self._instance_id: str | None = None  # once started: what on_kill cancels
 
     def get_hook(self) -> BpmHook:
         from airflow_bpm_provider.hooks.registry import get_bpm_hook
@@ -102,13 +117,17 @@ class BpmStartProcessOperator(BaseOperator):
         options = mapping_or_none(self.start_options, argument="start_options") or {}
         with self.get_hook() as hook:
             instance = self._reuse_or_start(hook, context, variables, options)
+            self._instance_id = instance.id
             url = instance.url or hook.ui_url(instance.id)
             ti = context["ti"]
             ti.xcom_push(key=XCOM_INSTANCE_ID, value=instance.id)
             ti.xcom_push(key=XCOM_INSTANCE_URL, value=url)
             self.log.info("Process instance %s of %s: %s", instance.id, self.process, url or "(no UI URL)")
             if self.wait_for_completion:
-                self._wait_for_end(hook, instance.id, url)
+                if self.deferrable:
+                    self._check_then_defer(hook, instance.id, url)
+                else:
+                    self._wait_for_end(hook, instance.id, url)
         return instance.id
 
     def _reuse_or_start(
@@ -179,3 +198,62 @@ class BpmStartProcessOperator(BaseOperator):
 
     def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def _wait_budget(self) -> float | None:
+        """Seconds the wait may take: ``timeout``, else ``execution_timeout`` (a deferred task's
+        running time does not count towards that in Airflow 3), else no limit."""
+        if self.timeout is not None:
+            return self.timeout
+        if isinstance(self.execution_timeout, timedelta):
+            return self.execution_timeout.total_seconds()
+        return None
+
+    def _check_then_defer(self, hook: BpmHook, instance_id: str, url: str | None) -> None:
+        """Returns when the process is already in a target state; otherwise defers (or raises)."""
+        if self.check_state(hook.get_process(instance_id), url):
+            return
+        from airflow_bpm_provider.triggers.process import BpmProcessStateTrigger
+
+        budget = deferral.Budget.starting_now(self._wait_budget())
+        self.defer(
+            trigger=BpmProcessStateTrigger(
+                self.bpm_conn_id,
+                instance_id,
+                target_states=list(self.target_states),
+                failure_states=list(self.failure_states),
+                poll_interval=deferral.trigger_poll_interval(self.poll_interval),
+                deadline=budget.deadline,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+            timeout=budget.defer_timeout,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Back from the trigger: the instance id, or the failure the polling wait would raise."""
+        event = deferral.check_event(event, task_id=self.task_id)
+        status = event["status"]
+        if status in (deferral.SUCCESS, deferral.FAILED):
+            instance = deferral.instance_in(event, task_id=self.task_id)
+            self._instance_id = instance.id
+            url = event.get("url") or instance.url
+            if self.check_state(instance, url):
+                return instance.id
+            raise AirflowException(f"the trigger reported {status}, but {describe(instance, url)}")
+        if status == deferral.TIMEOUT:
+            raise AirflowException(
+                f"{deferral.event_message(event)} after waiting {self._wait_budget()} s for "
+                f"{', '.join(self.target_states)}"
+            )
+        raise AirflowException(
+            f"waiting for process instance {event.get('process_instance_id')} failed: "
+            f"{deferral.event_message(event)}"
+        )
+
+    def on_kill(self) -> None:
+        """A user killed the task while it waited on the worker: cancel the process if asked to."""
+        if not (self.cancel_on_kill and self._instance_id):
+            return
+        self.log.info("Cancelling process instance %s because the task was killed", self._instance_id)
+        with self.get_hook() as hook:
+            hook.cancel_process(self._instance_id)

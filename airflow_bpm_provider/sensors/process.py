@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseSensorOperator, PokeReturnValue
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    BaseSensorOperator,
+    PokeReturnValue,
+)
 
+from airflow_bpm_provider import deferral
 from airflow_bpm_provider.state_sets import Verdict, describe, judge, parse_state_sets
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_bpm_provider.hooks.base import BpmHook
+    from airflow_bpm_provider.models import ProcessInstance
 
 
 class BpmProcessStateSensor(BaseSensorOperator):
@@ -22,10 +30,16 @@ class BpmProcessStateSensor(BaseSensorOperator):
     (``AirflowFailException``), or skips it with ``soft_fail=True``. Each poke reads the state
     afresh, so ``mode="reschedule"`` frees the worker between pokes.
 
+    With ``deferrable=True`` (default: Airflow's ``[operators] default_deferrable``) the sensor
+    checks once, then hands the wait to :class:`~airflow_bpm_provider.triggers.process.BpmProcessStateTrigger`
+    in the triggerer, polling every ``poke_interval`` seconds until ``timeout``; ``mode`` is then
+    not used. Results, failures and ``soft_fail`` are the same as in poke mode.
+
     :param bpm_conn_id: connection of a BPM connection type
     :param process_instance_id: the instance to watch (templated)
     :param target_states: states that end the wait successfully
     :param failure_states: states that fail the task
+    :param deferrable: wait in the triggerer instead of a worker slot
     """
 
     template_fields: Sequence[str] = ("process_instance_id",)
@@ -38,12 +52,14 @@ class BpmProcessStateSensor(BaseSensorOperator):
         process_instance_id: str,
         target_states: Sequence[str] = ("COMPLETED",),
         failure_states: Sequence[str] = ("FAILED", "CANCELLED"),
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.bpm_conn_id = bpm_conn_id
         self.process_instance_id = process_instance_id
         self.target_states, self.failure_states = parse_state_sets(target_states, failure_states)
+        self.deferrable = deferral.default_deferrable() if deferrable is None else deferrable
 
     def get_hook(self) -> BpmHook:
         from airflow_bpm_provider.hooks.registry import get_bpm_hook
@@ -52,8 +68,13 @@ class BpmProcessStateSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         with self.get_hook() as hook:
-            instance = hook.get_process(str(self.process_instance_id))
-            url = instance.url or hook.ui_url(instance.id)
+            return self._check(hook)
+
+    def _check(self, hook: BpmHook) -> bool | PokeReturnValue:
+        instance = hook.get_process(str(self.process_instance_id))
+        return self._verdict(instance, instance.url or hook.ui_url(instance.id))
+
+    def _verdict(self, instance: ProcessInstance, url: str | None) -> bool | PokeReturnValue:
         verdict = judge(instance, self.target_states, self.failure_states)
         if verdict is Verdict.REACHED:
             self.log.info("%s", describe(instance, url))
@@ -66,3 +87,44 @@ class BpmProcessStateSensor(BaseSensorOperator):
             )
         self.log.info("%s; waiting for %s", describe(instance, url), ", ".join(self.target_states))
         return False
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        with self.get_hook() as hook:
+            done, xcom_value = deferral.first_poke(self, lambda: self._check(hook))
+        if done:
+            return xcom_value
+        from airflow_bpm_provider.triggers.process import BpmProcessStateTrigger
+
+        budget = deferral.Budget.starting_now(self.timeout)
+        self.defer(
+            trigger=BpmProcessStateTrigger(
+                self.bpm_conn_id,
+                str(self.process_instance_id),
+                target_states=list(self.target_states),
+                failure_states=list(self.failure_states),
+                poll_interval=deferral.trigger_poll_interval(self.poke_interval),
+                deadline=budget.deadline,
+            ),
+            method_name="execute_complete",
+            timeout=budget.defer_timeout,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Back from the trigger: the same result or failure a poke would have given."""
+        event = deferral.check_event(event, task_id=self.task_id)
+        status = event["status"]
+        with deferral.soft_failing(self):
+            if status in (deferral.SUCCESS, deferral.FAILED):
+                instance = deferral.instance_in(event, task_id=self.task_id)
+                result = self._verdict(instance, event.get("url") or instance.url)
+                if isinstance(result, PokeReturnValue):
+                    return result.xcom_value
+                raise AirflowException(f"the trigger reported {status}, but {describe(instance)}")
+            if status == deferral.TIMEOUT:
+                raise AirflowSensorTimeout(f"Sensor has timed out: {deferral.event_message(event)}")
+        raise AirflowException(
+            f"waiting for process instance {event.get('process_instance_id')} failed: "
+            f"{deferral.event_message(event)}"
+        )

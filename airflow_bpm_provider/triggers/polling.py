@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_bpm_provider.deferral import ERROR, FAILED, SUCCESS, TIMEOUT
 from airflow_bpm_provider.exceptions import BpmConnectionError, BpmError, BpmRateLimited, BpmServerError
 
 if TYPE_CHECKING:
@@ -17,15 +19,28 @@ if TYPE_CHECKING:
 # The hook already retried each request with backoff; these count whole polls that still failed.
 TRANSIENT_ERRORS = (BpmConnectionError, BpmServerError, BpmRateLimited)
 
-SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
-EVENT_STATUSES = frozenset({SUCCESS, FAILED, TIMEOUT, ERROR})
+__all__ = ["ERROR", "FAILED", "SUCCESS", "TIMEOUT", "BpmPollingTrigger", "Reading"]
+
+# A poll under way when the deadline passes may finish (its answer may be the one awaited), but
+# a poll stuck in retries must not hold the timeout back for long.
+DEADLINE_GRACE = 30.0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One look at the BPM system: ``status`` is None while waiting goes on."""
+
+    status: str | None
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)  # "instance" and/or "task", as dicts
 
 
 class BpmPollingTrigger(BaseTrigger):
-    """Poll one process until :meth:`_poll` returns an event, the deadline passes, or errors persist.
+    """Poll one process until :meth:`_poll` says the wait is over, the deadline passes, or errors persist.
 
     ``deadline`` is an absolute UNIX time (seconds), so a trigger moved to another triggerer keeps
-    the task's real time budget instead of starting its clock again.
+    the task's real time budget instead of starting its clock again. The trigger never starts or
+    changes anything, except cancelling the process in :meth:`on_kill` when asked to.
     """
 
     def __init__(
@@ -40,7 +55,9 @@ class BpmPollingTrigger(BaseTrigger):
     ) -> None:
         super().__init__()
         if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be > 0, got {poll_interval!r}")
+            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
+        if max_consecutive_errors < 1:
+            raise ValueError(f"max_consecutive_errors must be >= 1, got {max_consecutive_errors!r}")
         self.bpm_conn_id = bpm_conn_id
         self.process_instance_id = str(process_instance_id)
         self.poll_interval = float(poll_interval)
@@ -48,73 +65,101 @@ class BpmPollingTrigger(BaseTrigger):
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.cancel_on_kill = bool(cancel_on_kill)
 
-    def _common_kwargs(self) -> dict[str, Any]:
-        return {
-            "bpm_conn_id": self.bpm_conn_id,
-            "process_instance_id": self.process_instance_id,
-            "poll_interval": self.poll_interval,
-            "deadline": self.deadline,
-            "max_consecutive_errors": self.max_consecutive_errors,
-            "cancel_on_kill": self.cancel_on_kill,
-        }
+    def _own_kwargs(self) -> dict[str, Any]:
+        """The subclass's constructor arguments beyond the shared ones."""
+        return {}
 
-    async def _poll(self, hook: BpmHook) -> dict[str, Any] | None:
-        """One look at the BPM system: an event payload when waiting is over, else None."""
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "bpm_conn_id": self.bpm_conn_id,
+                "process_instance_id": self.process_instance_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "max_consecutive_errors": self.max_consecutive_errors,
+                "cancel_on_kill": self.cancel_on_kill,
+                **self._own_kwargs(),
+            },
+        )
+
+    async def _poll(self, hook: BpmHook) -> Reading:
         raise NotImplementedError
 
-    def _event(self, status: str, message: str, **payload: Any) -> TriggerEvent:
-        return TriggerEvent(
-            {"status": status, "message": message, "process_instance_id": self.process_instance_id, **payload}
-        )
+    def _event(self, status: str, message: str, data: dict[str, Any] | None = None) -> TriggerEvent:
+        payload = {"status": status, "message": message, "process_instance_id": self.process_instance_id}
+        return TriggerEvent({**payload, **(data or {})})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_bpm_provider.hooks.registry import aget_bpm_hook
 
         try:
             hook = await aget_bpm_hook(self.bpm_conn_id)
-        except Exception as exc:  # a missing or broken connection must end the wait, not loop
-            yield self._event(ERROR, f"cannot build the hook for connection '{self.bpm_conn_id}': {exc}")
+        except Exception as exc:  # a missing or broken connection ends the wait; looping cannot help
+            yield self._event(ERROR, f"cannot use connection '{self.bpm_conn_id}': {exc}")
             return
-        errors = 0
         try:
-            while True:
-                try:
-                    payload = await self._poll(hook)
-                    errors = 0
-                except TRANSIENT_ERRORS as exc:
-                    errors += 1
-                    if errors >= self.max_consecutive_errors:
-                        yield self._event(ERROR, f"{errors} polls in a row failed; last error: {exc}")
-                        return
-                    self.log.warning("Poll %d failed, will try again: %s", errors, exc)
-                    payload = None
-                except BpmError as exc:
-                    yield self._event(ERROR, str(exc))
-                    return
-                if payload is not None:
-                    yield TriggerEvent({"process_instance_id": self.process_instance_id, **payload})
-                    return
-                wait = self.poll_interval
-                if self.deadline is not None:
-                    remaining = self.deadline - time.time()
-                    if remaining <= 0:
-                        yield self._event(TIMEOUT, "the deadline passed before the process got there")
-                        return
-                    wait = min(wait, remaining)
-                await asyncio.sleep(wait)
+            yield await self._wait(hook)
         finally:
             await hook.aclose()
 
+    async def _wait(self, hook: BpmHook) -> TriggerEvent:
+        errors = 0
+        last = Reading(None, "no answer yet")
+        while True:
+            try:
+                reading = await asyncio.wait_for(self._poll(hook), timeout=self._poll_budget())
+                errors = 0
+            except TimeoutError:
+                return self._event(
+                    TIMEOUT, f"the deadline passed while polling; last seen: {last.message}", last.data
+                )
+            except TRANSIENT_ERRORS as exc:
+                errors += 1
+                if errors >= self.max_consecutive_errors:
+                    return self._event(ERROR, f"{errors} polls in a row failed; last error: {exc}", last.data)
+                self.log.warning("Poll failed (%d in a row), will try again: %s", errors, exc)
+                reading = last
+            except BpmError as exc:
+                return self._event(ERROR, str(exc), last.data)
+            except Exception as exc:  # a bug or an answer no hook expected: report it, do not loop on it
+                self.log.exception("Polling process %s failed", self.process_instance_id)
+                return self._event(ERROR, f"unexpected {type(exc).__name__}: {exc}", last.data)
+            if reading.status is not None:
+                return self._event(reading.status, reading.message, reading.data)
+            last = reading
+            wait = self.poll_interval
+            if self.deadline is not None:
+                remaining = self.deadline - time.time()
+                if remaining <= 0:
+                    return self._event(TIMEOUT, f"the deadline passed; {last.message}", last.data)
+                wait = min(wait, remaining)
+            await asyncio.sleep(wait)
+
+    def _poll_budget(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(self.deadline - time.time(), 0.0) + DEADLINE_GRACE
+
     async def on_kill(self) -> None:
-        """A user killed the waiting task: cancel the process when the operator asked for that."""
+        """A user killed the waiting task: cancel the process when the operator asked for that.
+
+        Not in ``cleanup``: that also runs when a triggerer stops or hands the trigger over.
+        """
         if not self.cancel_on_kill:
             return
         from airflow_bpm_provider.hooks.registry import aget_bpm_hook
 
         hook = await aget_bpm_hook(self.bpm_conn_id)
+
+        def cancel() -> None:
+            with hook:
+                hook.cancel_process(self.process_instance_id)
+
         try:
             # Cancelling is rare and sync-only in the hooks; a thread keeps the event loop free.
-            await asyncio.to_thread(hook.cancel_process, self.process_instance_id)
-            self.log.info("Cancelled process %s after the task was killed", self.process_instance_id)
-        finally:
-            await asyncio.to_thread(hook.close)
+            await asyncio.to_thread(cancel)
+        except BpmError as exc:
+            self.log.warning("Could not cancel process %s: %s", self.process_instance_id, exc)
+            return
+        self.log.info("Cancelled process %s because its task was killed", self.process_instance_id)

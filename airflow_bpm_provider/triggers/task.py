@@ -4,36 +4,41 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_bpm_provider.triggers.polling import FAILED, SUCCESS, BpmPollingTrigger
+from airflow_bpm_provider.state_sets import describe
+from airflow_bpm_provider.triggers.polling import FAILED, SUCCESS, BpmPollingTrigger, Reading
 
 if TYPE_CHECKING:
     from airflow_bpm_provider.hooks.base import BpmHook
 
 
 class BpmTaskTrigger(BpmPollingTrigger):
+    """Success once a matching task is open (the first, when several); failed when the process ended."""
+
     def __init__(
         self, bpm_conn_id: str, process_instance_id: str, *, task_name: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(bpm_conn_id, process_instance_id, **kwargs)
-        self.task_name = task_name
+        self.task_name = task_name or None
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {**self._common_kwargs(), "task_name": self.task_name},
-        )
+    def _own_kwargs(self) -> dict[str, Any]:
+        return {"task_name": self.task_name}
 
-    async def _poll(self, hook: BpmHook) -> dict[str, Any] | None:
-        tasks = await hook.alist_tasks(process_instance_id=self.process_instance_id, name=self.task_name)
+    async def _poll(self, hook: BpmHook) -> Reading:
+        pid = self.process_instance_id
+        tasks = await hook.alist_tasks(process_instance_id=pid, name=self.task_name)
         if tasks:
-            return {"status": SUCCESS, "message": f"task {tasks[0].id} is open", "task": tasks[0].to_dict()}
-        # No task yet: it can still come unless the process has ended.
-        instance = await hook.aget_process(self.process_instance_id)
+            task = tasks[0]
+            return Reading(
+                SUCCESS,
+                f"task {task.id} ({task.name}) is open in process instance {pid}",
+                {"task": task.to_dict()},
+            )
+        # Read after the task list: an instance that ended after that read had no open task when it
+        # was read, and an ended instance never opens one.
+        instance = await hook.aget_process(pid)
+        what = f"task {self.task_name!r}" if self.task_name else "an open task"
+        # "url" as the sync path shows it: some systems only know the UI address, not the instance
+        data = {"instance": instance.to_dict(), "url": instance.url or hook.ui_url(instance.id)}
         if instance.ended:
-            what = f"a task named {self.task_name!r}" if self.task_name else "an open task"
-            return {
-                "status": FAILED,
-                "message": f"the process ended ({instance.state.value}) without {what}",
-                "instance": instance.to_dict(),
-            }
-        return None
+            return Reading(FAILED, f"{describe(instance)}: {what} will never arrive", data)
+        return Reading(None, f"no {what.removeprefix('an ')} yet; {describe(instance)}", data)

@@ -1175,7 +1175,7 @@ def test_unknown_start_options_and_bad_extras_are_named(httpserver: HTTPServer, 
         list(make_hook(httpserver, document_versions="some").list_files("1"))
     assert bonita.requests() == []
     httpserver.expect_request(f"{BASE}/API/bpm/case/1").respond_with_json(CASE)
-    with pytest.raises(BpmConfigError, match="'timezone' must be an IANA zone name"):
+    with pytest.raises(BpmConfigError, match="'timezone' must be an IANA time zone"):
         make_hook(httpserver, timezone="Mars/Olympus").get_process("1")
 
 
