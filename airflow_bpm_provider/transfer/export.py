@@ -123,7 +123,8 @@ def layout_values(instance: ProcessInstance, file: ProcessFile) -> dict[str, Any
         "process_id": instance.id,
         "definition": instance.definition,
         "definition_name": instance.definition_name or instance.definition,
-        "title": instance.title,
+        # Only Questetra and yuuvis name their processes: elsewhere the business key says more than "()".
+        "title": instance.title or instance.business_key,
         "business_key": instance.business_key,
         "group": file.group,
         "file_name": file.name,

@@ -268,3 +268,14 @@ def test_a_stream_of_unknown_length_is_accepted(bpm, hook, tmp_path):
 def test_announced_size(size, headers, expected):
     file = ProcessFile(name="f", size=size, content_type=None, process_instance_id="1")
     assert announced_size(file, Headers(headers)) == expected
+
+
+def test_layout_title_falls_back_to_the_business_key():
+    from airflow_bpm_provider.models import ProcessFile, ProcessInstance, ProcessState
+    from airflow_bpm_provider.transfer.export import layout_values
+
+    untitled = ProcessInstance(id="7", state=ProcessState.RUNNING, definition="order", business_key="PO-42")
+    file = ProcessFile(name="a.pdf", size=1, content_type=None, process_instance_id="7")
+    assert layout_values(untitled, file)["title"] == "PO-42"
+    titled = ProcessInstance(id="7", state=ProcessState.RUNNING, title="Quote", business_key="PO-42")
+    assert layout_values(titled, file)["title"] == "Quote"
