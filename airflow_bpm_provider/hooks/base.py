@@ -246,13 +246,17 @@ class BpmHook(BaseHook, abc.ABC):
             self.system,
             request.method,
             request.path,
-            scrub(why, self.settings.secrets),
+            scrub(why, self._secrets()),
             delay,
             attempt + 1,
             self.retry_policy.max_attempts,
         )
 
     # ---- errors -----------------------------------------------------------------------------
+
+    def _secrets(self) -> tuple[str, ...]:
+        """Everything no log line or error may show; session dialects add their cookies and tokens."""
+        return self.settings.secrets
 
     def _server_message(self, reply: Reply) -> str:
         """The server's own explanation; dialects with a known error body override this."""
@@ -283,7 +287,7 @@ class BpmHook(BaseHook, abc.ABC):
         )
 
     def _error_for(self, request: Request, reply: Reply) -> BpmError:
-        secrets = self.settings.secrets
+        secrets = self._secrets()
         message = shorten(scrub(self._server_message(reply), secrets))
         details = [shorten(scrub(detail, secrets), 300) for detail in self._error_details(reply)]
         cls = error_class_for_status(reply.status)
@@ -292,8 +296,11 @@ class BpmHook(BaseHook, abc.ABC):
             403: "permission denied for this user",
             404: "not found",
             409: "conflict with the current state",
-            429: "rate limited by the server after every retry",
+            429: "rate limited by the server",
         }.get(reply.status, "request failed")
+        if reply.status == 429:
+            retry_after = reply.headers.get("retry-after")
+            summary += f"; it asks to wait until {retry_after}" if retry_after else " after every retry"
         return self._error(
             cls,
             summary,
@@ -313,7 +320,7 @@ class BpmHook(BaseHook, abc.ABC):
             BpmConnectionError,
             f"no answer after {attempt} attempt(s){hint}",
             request,
-            server_message=scrub(str(exc), self.settings.secrets),
+            server_message=scrub(str(exc), self._secrets()),
         )
 
     def _unexpected(self, request: Request, reply: Reply, what: str) -> BpmError:
@@ -324,7 +331,7 @@ class BpmHook(BaseHook, abc.ABC):
             f"unexpected answer: {what}",
             request,
             status=reply.status,
-            server_message=shorten(scrub(reply.text, self.settings.secrets), 300) or None,
+            server_message=shorten(scrub(reply.text, self._secrets()), 300) or None,
         )
 
     def _json(self, request: Request, reply: Reply) -> Any:
@@ -359,10 +366,13 @@ class BpmHook(BaseHook, abc.ABC):
         return self._sync_transport()
 
     def test_connection(self) -> tuple[bool, str]:
+        """The UI's "Test" button: one cheap call, then close the session so none is left open."""
         try:
             message = self._probe()
         except BpmError as exc:
             return False, str(exc)
+        finally:
+            self.close()
         return True, message
 
     # ---- the contract -----------------------------------------------------------------------

@@ -40,7 +40,9 @@ class RetryPolicy:
             return None
         retry_after = parse_retry_after(reply.headers.get("retry-after"))
         if retry_after is not None:
-            return min(retry_after, self.max_retry_after)
+            # A wait longer than this would hold a worker slot idle: fail now, naming the time
+            # (the error carries the header), and let Airflow's task retry come back later.
+            return retry_after if retry_after <= self.max_retry_after else None
         return self._backoff(attempt)
 
     def _backoff(self, attempt: int) -> float:

@@ -420,3 +420,35 @@ def test_state_parse_names_valid_values():
     assert ProcessState.parse("completed") is ProcessState.COMPLETED
     with pytest.raises(ValueError, match="RUNNING, SUSPENDED"):
         ProcessState.parse("done")
+
+
+def test_a_far_off_retry_after_fails_at_once_naming_the_time(httpserver: HTTPServer):
+    when = "Wed, 21 Oct 2099 07:28:00 GMT"
+    httpserver.expect_request("/start").respond_with_data("quota", status=429, headers={"Retry-After": when})
+    slept: list[float] = []
+    hook = make_hook(httpserver)
+    hook._sleep = slept.append
+    with pytest.raises(BpmRateLimited) as info:
+        hook.start_process("p")
+    assert slept == [] and len(httpserver.log) == 1
+    assert when in str(info.value)
+
+
+def test_test_connection_closes_its_session(httpserver: HTTPServer):
+    httpserver.expect_request("/login").respond_with_json({"token": "t"})
+    httpserver.expect_request("/ping").respond_with_json({})
+    hook = make_hook(httpserver, SessionHook)
+    assert hook.test_connection() == (True, "pong")
+    assert hook._transport is None
+
+
+def test_errors_scrub_what_the_dialect_adds_to_secrets(httpserver: HTTPServer):
+    class CookieHook(EchoHook):
+        def _secrets(self) -> tuple[str, ...]:
+            return (*super()._secrets(), "session-cookie-value-123")
+
+    httpserver.expect_request("/thing").respond_with_data("your session-cookie-value-123 expired", status=500)
+    hook = make_hook(httpserver, CookieHook)
+    with pytest.raises(BpmServerError) as info:
+        hook.request(Request("GET", "/thing"))
+    assert "session-cookie-value-123" not in str(info.value) and "***" in str(info.value)
