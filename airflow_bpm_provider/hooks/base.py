@@ -296,6 +296,11 @@ class BpmHook(BaseHook, abc.ABC):
             403: "permission denied for this user",
             404: "not found",
             409: "conflict with the current state",
+            **dict.fromkeys(
+                (301, 302, 303, 307, 308),
+                f"redirected to {reply.headers.get('location') or '(no Location)'}: "
+                "a login page, or a base URL without its context root?",
+            ),
             429: "rate limited by the server",
         }.get(reply.status, "request failed")
         if reply.status == 429:

@@ -87,7 +87,9 @@ class Reply:
 
     @property
     def ok(self) -> bool:
-        return 200 <= self.status < 400
+        # Redirects are not followed (a POST must not turn into a GET), so a 3xx is no success:
+        # it is usually an SSO login page or a base URL missing its context root.
+        return 200 <= self.status < 300
 
     @property
     def text(self) -> str:
@@ -184,7 +186,7 @@ class SyncTransport:
             status=response.status_code,
             headers=Headers(response.headers),
             url=url,
-            cookies=dict(self.session.cookies.items()),
+            cookies=_cookie_values(self.session.cookies),
         )
         if request.stream and response.status_code < 400:
             reply.stream = response
@@ -242,7 +244,7 @@ class AsyncTransport:
             headers=Headers(response.headers.multi_items()),
             body=response.content,
             url=url,
-            cookies=dict(self.client.cookies.items()),
+            cookies=_cookie_values(self.client.cookies.jar),
         )
 
     def cookie(self, name: str) -> str | None:
@@ -282,6 +284,11 @@ def _form_fields(data: Params | None) -> dict[str, list[str]] | None:
     for key, value in pairs:
         fields.setdefault(key, []).append(value)
     return fields
+
+
+def _cookie_values(jar: Any) -> dict[str, str]:
+    """Name → value; iterating avoids the conflict errors ``.items()`` raises for a name set on two paths."""
+    return {cookie.name: cookie.value for cookie in jar if cookie.value is not None}
 
 
 def _refused(exc: Exception) -> bool:

@@ -142,6 +142,12 @@ def build_base_url(conn: Any, *, conn_id: str, scheme: str | None = None) -> str
     if not host:
         raise BpmConfigError("the connection has no host", conn_id=conn_id)
     schema = (conn.schema or "").strip()
+    if "@" in host.split("/")[2 if "://" in host else 0]:
+        # Never echo the host here: it holds a secret.
+        raise BpmConfigError(
+            "the host must not carry credentials (user:password@); use the login and password fields",
+            conn_id=conn_id,
+        )
     if "://" in host:
         parts = urlsplit(host)
         netloc = parts.netloc

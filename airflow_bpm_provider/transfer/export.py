@@ -158,6 +158,10 @@ def export_process_files(
     manifest_file = safe_component(manifest_name) if manifest_name else None
     if manifest_file:
         allocator.reserve([manifest_file])
+        # Its presence means "complete": an earlier run's manifest must not vouch for this one.
+        stale = root / manifest_file
+        if stale.exists():
+            stale.unlink()
 
     manifest: list[dict[str, Any]] = []
     failures: list[str] = []

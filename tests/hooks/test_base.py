@@ -19,6 +19,7 @@ from airflow_bpm_provider.exceptions import (
     BpmConfigError,
     BpmConflict,
     BpmConnectionError,
+    BpmError,
     BpmNotFound,
     BpmRateLimited,
     BpmServerError,
@@ -452,3 +453,20 @@ def test_errors_scrub_what_the_dialect_adds_to_secrets(httpserver: HTTPServer):
     with pytest.raises(BpmServerError) as info:
         hook.request(Request("GET", "/thing"))
     assert "session-cookie-value-123" not in str(info.value) and "***" in str(info.value)
+
+
+def test_a_redirect_is_not_success(httpserver: HTTPServer):
+    httpserver.expect_request("/live/1").respond_with_data("", status=302, headers={"Location": "/sso/login"})
+    with pytest.raises(BpmError) as info:
+        make_hook(httpserver).cancel_process("1")
+    assert "redirected to /sso/login" in str(info.value) and info.value.status == 302
+
+
+@pytest.mark.parametrize("host", ["https://u:s3cr3t-pw@h/bonita", "u:s3cr3t-pw@h"])
+def test_credentials_in_the_host_are_refused_without_echoing_them(host):
+    from airflow_bpm_provider.hooks.settings import ConnectionSettings
+
+    conn = Connection(conn_id="c", conn_type="echo", host=host, login="u", password="p")
+    with pytest.raises(BpmConfigError, match="must not carry credentials") as info:
+        ConnectionSettings.from_connection(conn)
+    assert "s3cr3t-pw" not in str(info.value)

@@ -54,3 +54,35 @@ def test_async_clients_share_one_tls_context_per_verify_setting():
         AsyncTransport("https://x", verify=False, timeout=(1, 1)).client._transport._pool._ssl_context
         is insecure
     )
+
+
+def test_a_cookie_set_on_two_paths_does_not_break_either_transport(httpserver):
+    import asyncio
+
+    from werkzeug import Response
+
+    from airflow_bpm_provider.hooks.http import AsyncTransport, Request, SyncTransport
+
+    def twice(_request):
+        response = Response("{}", content_type="application/json")
+        response.set_cookie("GWSESSIONID", "root-session", path="/")
+        response.set_cookie("GWSESSIONID", "engine-session", path="/bpm-engine")
+        return response
+
+    httpserver.expect_request("/bpm-engine/api/processes").respond_with_handler(twice)
+    base = httpserver.url_for("/").rstrip("/")
+    sync = SyncTransport(base, verify=True, timeout=(5, 5))
+    for _ in range(2):  # the second answer meets a jar that already holds both cookies
+        reply = sync.send(Request("GET", "/bpm-engine/api/processes"), {})
+    assert reply.cookies["GWSESSIONID"] in ("root-session", "engine-session")
+
+    async def main():
+        transport = AsyncTransport(base, verify=True, timeout=(5, 5))
+        try:
+            for _ in range(2):
+                reply = await transport.send(Request("GET", "/bpm-engine/api/processes"), {})
+            return reply
+        finally:
+            await transport.close()
+
+    assert asyncio.run(main()).cookies["GWSESSIONID"] in ("root-session", "engine-session")

@@ -91,3 +91,13 @@ def test_the_large_file_streams_with_bounded_memory(emu, hook, tmp_path):
     assert large["size"] == LARGE_MB * 1024 * 1024
     # Emulator and client share this process: the peak covers both (about 3 MB, whatever the size).
     assert peak < 6 * 1024 * 1024, f"peak {peak} bytes for a {large['size']} byte file"
+
+
+def test_a_failed_rerun_removes_the_previous_runs_manifest(emu, hook, tmp_path):
+    query = {"process_model_info_id": EXPENSES}
+    export_process_files(hook, tmp_path, query=query, manifest_name="manifest.json")
+    assert (tmp_path / "manifest.json").is_file()
+    emu.faults.truncate("File/download", times=1)
+    with pytest.raises(BpmTransferError):
+        export_process_files(hook, tmp_path, query=query, manifest_name="manifest.json")
+    assert not (tmp_path / "manifest.json").exists()
