@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer the next TIMES requests whose path contains PATH_SUBSTRING with STATUS "
         "(or 'truncate' a download); may be repeated",
     )
+    serve.add_argument(
+        "--retry-after",
+        type=_non_negative(int),
+        default=None,
+        metavar="SECONDS",
+        help="send Retry-After: SECONDS with every injected --fail status (e.g. 429 or 503)",
+    )
     demo = commands.add_parser("demo", help="run the example DAGs with real Airflow against the emulator")
     demo.add_argument("--output", default=".demo/output", help="folder the DAGs export files into")
     demo.add_argument("--deferrable", action="store_true", help="wait in the triggerer (deferrable mode)")
@@ -133,7 +140,8 @@ def configure(emulator: Any, args: argparse.Namespace) -> dict[str, Any]:
         if fault.status is None:
             emulator.faults.truncate(fault.path_contains, times=fault.times)
         else:
-            emulator.faults.add(fault.path_contains, fault.status, times=fault.times)
+            retry_after = str(args.retry_after) if args.retry_after is not None else None
+            emulator.faults.add(fault.path_contains, fault.status, times=fault.times, retry_after=retry_after)
     return summary
 
 

@@ -1,4 +1,9 @@
-"""The example DAGs, run by real Airflow (`airflow dags test`) against the emulator, as `make demo` does."""
+"""The example DAGs, run by real Airflow (`airflow dags test`) against the emulator, as `make demo` does.
+
+Against the emulator most waits are already over at the sensors' first check, so the deferrable
+run mostly proves the DAGs work with deferral switched on; tests/triggers/test_deferred_dag.py
+makes every wait really defer and resume.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +31,14 @@ def expected_files() -> dict[tuple[str, str], set[str]]:
     return expected
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["poke", "deferrable"])
+def demo_run(request, tmp_path_factory):
+    """Every example DAG, once waiting on workers and once with AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE."""
     root = tmp_path_factory.mktemp("demo")
     output = root / "output"
-    results, manifests = run_demo(output, large_file_mb=LARGE_FILE_MB, airflow_home=root / "airflow-home")
+    results, manifests = run_demo(
+        output, deferrable=request.param, large_file_mb=LARGE_FILE_MB, airflow_home=root / "airflow-home"
+    )
     return output, results, manifests
 
 

@@ -114,6 +114,16 @@ def test_configure_seeds_and_arms_faults():
     assert emulator.faults.take("GET", "/API/OR/ProcessInstance/File/download", truncation=True) is None
 
 
+def test_injected_statuses_can_carry_retry_after():
+    emulator = Emulator()
+    args = build_parser().parse_args(
+        ["serve", "--seed", "none", "--fail", "list:429:2", "--retry-after", "3"]
+    )
+    configure(emulator, args)
+    fault = emulator.faults.take("POST", "/API/OR/ProcessInstance/list")
+    assert (fault.status, fault.retry_after) == (429, "3")
+
+
 def test_configure_without_seed_still_has_a_user():
     emulator = Emulator()
     summary = configure(emulator, build_parser().parse_args(["serve", "--seed", "none"]))
