@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from itertools import count
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_bpm_provider.exceptions import (
@@ -29,7 +29,6 @@ from airflow_bpm_provider.exceptions import (
     BpmNotFound,
     BpmServerError,
     BpmValidationError,
-    scrub,
 )
 from airflow_bpm_provider.hooks.base import BpmHook
 from airflow_bpm_provider.hooks.disposition import content_length, file_name_from_reply
@@ -56,6 +55,9 @@ from airflow_bpm_provider.hooks.yuuvis_mapping import (
 )
 from airflow_bpm_provider.models import ProcessFile, ProcessInstance, ProcessState, Task
 
+if TYPE_CHECKING:
+    from http.cookiejar import Cookie
+
 API = "/bpm-engine/api"
 DMS_OBJECTS = "/api/dms/objects"
 TENANT_HEADER = "X-ID-TENANT-NAME"
@@ -64,6 +66,14 @@ DEFAULT_PAGE_SIZE = 100
 DEFAULT_DOCUMENT_VARIABLES = ("documentId",)
 TASK_ACTIONS = ("claim", "complete", "delegate", "resolve")
 GENERIC_PROCESS_FILTERS = ("definition", "states", "query", "page_size")
+VISIBILITY_HINT = "yuuvis shows a user only the processes they started and the tasks they may act on"
+START_PERMISSION_HINT = (
+    "starting needs the start permission on the definition: "
+    "list_process_definitions(startable_by_user=<user id>) shows the definitions a user may start"
+)
+READ_PERMISSION_HINT = (
+    "the yuuvis DMS lets a user read an object only when one of the user's roles grants read permission on it"
+)
 
 
 class YuuvisBpmHook(BpmHook):
@@ -122,17 +132,20 @@ class YuuvisBpmHook(BpmHook):
     def _auth_headers(self, request: Request, session: Mapping[str, str] | None) -> dict[str, str]:
         return {**super()._auth_headers(request, session), TENANT_HEADER: self.tenant}
 
-    def _session_secrets(self) -> list[str]:
-        secrets = list(self.settings.secrets)
-        for transport in (self._transport, self._async_transport):
-            cookie = transport.cookie(SESSION_COOKIE) if transport is not None else None
-            if cookie:
-                secrets.append(cookie)
-        return secrets
+    def _secrets(self) -> tuple[str, ...]:
+        """The connection's secrets plus every gateway session cookie value held (a gateway may
+        echo request headers back in an error)."""
+        return (*super()._secrets(), *self._session_cookies())
 
-    def _server_message(self, reply: Reply) -> str:
-        # A gateway may echo request headers back; the session cookie must not reach a log.
-        return scrub(super()._server_message(reply), self._session_secrets())
+    def _session_cookies(self) -> list[str]:
+        # Iterating the jars, not jar.get(): the gateway may set GWSESSIONID for two paths, and
+        # get() then raises a conflict error inside the error handling that called us.
+        jars: list[Iterable[Cookie]] = []
+        if self._transport is not None:
+            jars.append(self._transport.session.cookies)
+        if self._async_transport is not None:
+            jars.append(self._async_transport.client.cookies.jar)
+        return [c.value for jar in jars for c in jar if c.name == SESSION_COOKIE and c.value]
 
     def _error_details(self, reply: Reply) -> list[str]:
         if reply.status == 401:
@@ -141,8 +154,15 @@ class YuuvisBpmHook(BpmHook):
                 f"(extra field 'tenant', sent as {TENANT_HEADER})"
             ]
         if reply.status == 403:
-            return ["yuuvis shows a user only the processes they started and the tasks they may act on"]
+            hint = permission_hint(self._path_of(reply))
+            return [hint] if hint else []
         return []
+
+    def _path_of(self, reply: Reply) -> str:
+        """The API path a reply answers (its URL without the connection's base URL)."""
+        base = self.base_url.rstrip("/")
+        url = reply.url.split("?", 1)[0]
+        return url[len(base) :] if url.startswith(base) else url
 
     def _who(self) -> str:
         login = self.settings.login if self.settings.auth_type == "basic" else None
@@ -153,13 +173,26 @@ class YuuvisBpmHook(BpmHook):
 
         A 401 (credentials refused) stays as it is.
         """
-        if isinstance(exc, BpmAuthError) and exc.status != 403:
+        if _refused_credentials(exc):
             return exc
         return _rephrase(
             exc,
             f"{what} does not exist or {self._who()} may not see it "
             "(yuuvis shows a user only the processes they started)",
         )
+
+    def _task_invisible(self, exc: BpmError, task_id: str) -> BpmError:
+        """A 404/403 on a task: it ended, never existed, or is not this user's to see or act on."""
+        if _refused_credentials(exc):
+            return exc
+        who = self._who()
+        return _rephrase(exc, f"task '{task_id}' does not exist, has ended, or {who} may not act on it")
+
+    def _unreadable(self, exc: BpmError, what: str) -> BpmError:
+        """A 404/403 on a DMS object: the DMS answers both for objects the user may not read."""
+        if _refused_credentials(exc):
+            return exc
+        return _rephrase(exc, f"{what} does not exist or {self._who()} may not read it")
 
     # ---- probe and definitions --------------------------------------------------------------
 
@@ -236,6 +269,14 @@ class YuuvisBpmHook(BpmHook):
                 f"yuuvis refused to start process definition '{process}': the definition key is "
                 "unknown or a variable was refused",
             ) from None
+        except BpmAuthError as exc:
+            if _refused_credentials(exc):
+                raise
+            raise _rephrase(
+                exc,
+                f"permission denied: {self._who()} may not start process definition '{process}'",
+                details=[*exc.details, START_PERMISSION_HINT],
+            ) from None
         return self._instance(first_object(self._json(request, reply)), request, reply)
 
     def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
@@ -296,10 +337,22 @@ class YuuvisBpmHook(BpmHook):
         self, params: dict[str, Any], states: frozenset[ProcessState] | None, page_size: int
     ) -> Iterator[ProcessInstance]:
         request = Request("GET", f"{API}/processes")
-        for raw in self._pages(f"{API}/processes", params, page_size):
-            instance = self._instance(raw, request, None)
-            if states is None or instance.state in states:
-                yield instance
+        try:
+            for raw in self._pages(f"{API}/processes", params, page_size):
+                instance = self._instance(raw, request, None)
+                if states is None or instance.state in states:
+                    yield instance
+        except (BpmValidationError, BpmAuthError) as exc:
+            started_by = params.get("startedBy")
+            if started_by is None or exc.status not in (400, 403):
+                raise
+            # Seed 002: without admin access only the own user id is allowed as startedBy.
+            raise _rephrase(
+                exc,
+                f"yuuvis refused to list the processes started by '{started_by}': only admins may "
+                f"list processes started by other users; {self._who()} may pass only their own "
+                "user id as startedBy",
+            ) from None
 
     def find_process_by_business_key(self, process: str, business_key: str) -> ProcessInstance | None:
         params = {"businessKey": str(business_key), "processDefinitionKey": str(process)}
@@ -393,7 +446,8 @@ class YuuvisBpmHook(BpmHook):
         # (unverified) The task list is taken to answer the same objects/hasMoreItems envelope as
         # the process list; the documentation excerpts show its parameters, not its answer.
         objects = yield from self._pages_flow(f"{API}/tasks", params, DEFAULT_PAGE_SIZE)
-        tasks = [task_from(raw) for raw in objects]
+        request = Request("GET", f"{API}/tasks")
+        tasks = [self._task(raw, request, None) for raw in objects]
         # The list endpoint may not filter by process instance (unverified): filter here as well.
         return [
             t
@@ -409,18 +463,24 @@ class YuuvisBpmHook(BpmHook):
         params = vendor_params(
             filters, TASK_FILTERS, what="task filter", system=self.system, conn_id=self.bpm_conn_id
         )
-        for raw in self._pages(f"{API}/tasks", params, page_size):
-            yield task_from(raw)
+        request = Request("GET", f"{API}/tasks")
+        for raw in self._pages(request.path, params, page_size):
+            yield self._task(raw, request, None)
 
     def get_task(self, task_id: str) -> Task:
         request = Request("GET", f"{API}/tasks/{segment(task_id)}")
         try:
             reply = self.request(request)
-        except BpmNotFound as exc:
-            raise _rephrase(
-                exc, f"task '{task_id}' does not exist, has ended, or {self._who()} may not act on it"
-            ) from None
-        return task_from(self._json_object(request, reply))
+        except (BpmNotFound, BpmAuthError) as exc:
+            raise self._task_invisible(exc, task_id) from None
+        return self._task(first_object(self._json(request, reply)), request, reply)
+
+    def _task(self, raw: Any, request: Request, reply: Reply | None) -> Task:
+        if not isinstance(raw, Mapping) or raw.get("id") in (None, ""):
+            if reply is not None:
+                raise self._unexpected(request, reply, "a task without an id")
+            raise self._error(BpmServerError, "unexpected answer: a task without an id", request)
+        return task_from(raw)
 
     def claim_task(self, task_id: str, assignee: str | None = None) -> None:
         """Claim for ``assignee``, else for extra ``user_id``, else for the login.
@@ -472,10 +532,8 @@ class YuuvisBpmHook(BpmHook):
             body["variables"] = typed
         try:
             self.request(Request("POST", f"{API}/tasks/{segment(task_id)}", json=body))
-        except BpmNotFound as exc:
-            raise _rephrase(
-                exc, f"task '{task_id}' does not exist, has ended, or {self._who()} may not act on it"
-            ) from None
+        except (BpmNotFound, BpmAuthError) as exc:
+            raise self._task_invisible(exc, task_id) from None
         except BpmValidationError as exc:
             raise _rephrase(exc, f"yuuvis refused to {action} task '{task_id}'") from None
 
@@ -489,52 +547,80 @@ class YuuvisBpmHook(BpmHook):
 
     def _files(self, instance_id: str, refs: list[tuple[str, str]]) -> Iterator[ProcessFile]:
         for object_id, group in refs:
-            try:
-                metadata = self.get_object_metadata(object_id)
-            except BpmNotFound:
-                # Still listed: the download then fails with the DMS's own message for this id.
-                self.log.warning(
-                    "%s: DMS object %s referenced by %s of process %s was not found",
-                    self.system,
-                    object_id,
-                    group,
-                    instance_id,
-                )
-                metadata = {}
+            metadata = self._metadata_or_empty(object_id, group, instance_id)
             stream = content_stream(metadata)
             if metadata and stream is None:
                 self.log.info("%s: DMS object %s has no content file; skipped", self.system, object_id)
                 continue
             stream = stream or {}
             name, size = stream.get("fileName"), int_or_none(stream.get("length"))
-            if metadata and not name:
-                name, announced = self.announced_name_and_size(object_id)
-                size = size if size is not None else announced
+            content_type = stream.get("mimeType")
+            if not name:
+                # The issue's rule: name and size from the download's headers when the metadata
+                # (missing, unreadable or without a file name) does not give them.
+                announced, announced_size, announced_type = self._announced(object_id, group, instance_id)
+                name = announced
+                size = size if size is not None else announced_size
+                content_type = content_type or announced_type
             yield ProcessFile(
                 name=str(name or object_id),
                 size=size,
-                content_type=stream.get("mimeType"),
+                content_type=content_type,
                 process_instance_id=instance_id,
                 ref={"object_id": object_id},
                 raw=metadata,
                 group=group,
             )
 
+    def _metadata_or_empty(self, object_id: str, group: str, instance_id: str) -> dict[str, Any]:
+        """The object's metadata, or ``{}`` when the DMS hides it (404, 403): one file must not
+        abort the listing; its download then fails with the DMS's own message."""
+        try:
+            metadata = self.get_object_metadata(object_id)
+        except (BpmNotFound, BpmAuthError) as exc:
+            if _refused_credentials(exc):
+                raise
+            self.log.warning(
+                "%s: metadata of DMS object %s referenced by %s of process %s not readable (HTTP %s); "
+                "naming it from its download's headers",
+                self.system,
+                object_id,
+                group,
+                instance_id,
+                exc.status,
+            )
+            return {}
+        return dict(metadata) if isinstance(metadata, Mapping) else {}
+
+    def _announced(
+        self, object_id: str, group: str, instance_id: str
+    ) -> tuple[str | None, int | None, str | None]:
+        """Name, size and type the content download announces; all None when it is hidden too."""
+        try:
+            with self._open_object(object_id) as reply:
+                return file_name_from_reply(reply), content_length(reply), reply.headers.get("content-type")
+        except (BpmNotFound, BpmAuthError) as exc:
+            if _refused_credentials(exc):
+                raise
+            self.log.warning(
+                "%s: content of DMS object %s referenced by %s of process %s not readable (HTTP %s); "
+                "listed under its object id",
+                self.system,
+                object_id,
+                group,
+                instance_id,
+                exc.status,
+            )
+            return None, None, None
+
     def announced_name_and_size(self, object_id: str) -> tuple[str | None, int | None]:
         """What the content download announces (Content-Disposition, Content-Length); the body is
         not read: the streamed answer is closed after its headers.
 
         (unverified) That yuuvis sets Content-Disposition on ``/contents/file`` is not documented;
-        only used when the object's metadata (documented ``contentStreams[].fileName``) has no name.
+        the metadata's documented ``contentStreams[].fileName`` is preferred where it exists.
         """
-        file = ProcessFile(
-            name=object_id,
-            size=None,
-            content_type=None,
-            process_instance_id="",
-            ref={"object_id": object_id},
-        )
-        with self.open_file(file) as reply:
+        with self._open_object(object_id) as reply:
             return file_name_from_reply(reply), content_length(reply)
 
     def get_object_metadata(self, object_id: str) -> dict[str, Any]:
@@ -542,10 +628,8 @@ class YuuvisBpmHook(BpmHook):
         request = Request("GET", f"{DMS_OBJECTS}/{segment(object_id)}")
         try:
             reply = self.request(request)
-        except BpmNotFound as exc:
-            raise _rephrase(
-                exc, f"DMS object '{object_id}' does not exist or {self._who()} may not read it"
-            ) from None
+        except (BpmNotFound, BpmAuthError) as exc:
+            raise self._unreadable(exc, f"DMS object '{object_id}'") from None
         return first_object(self._json(request, reply))
 
     @contextlib.contextmanager
@@ -558,15 +642,17 @@ class YuuvisBpmHook(BpmHook):
                 f"file {file.name!r} has no DMS object id in its ref; it was not listed by this hook",
                 conn_id=self.bpm_conn_id,
             )
+        with self._open_object(str(object_id)) as reply:
+            yield reply
+
+    @contextlib.contextmanager
+    def _open_object(self, object_id: str) -> Iterator[Reply]:
         try:
             reply = self.request(
                 Request("GET", f"{DMS_OBJECTS}/{segment(object_id)}/contents/file", stream=True)
             )
-        except BpmNotFound as exc:
-            raise _rephrase(
-                exc,
-                f"the content of DMS object '{object_id}' does not exist or {self._who()} may not read it",
-            ) from None
+        except (BpmNotFound, BpmAuthError) as exc:
+            raise self._unreadable(exc, f"the content of DMS object '{object_id}'") from None
         try:
             yield reply
         finally:
@@ -581,7 +667,25 @@ def segment(value: Any) -> str:
     return quote(str(value), safe="")
 
 
-def _rephrase(exc: BpmError, message: str) -> BpmError:
+def permission_hint(path: str) -> str | None:
+    """Why yuuvis may answer 403 on ``path``; None where no single reason fits.
+
+    POST /processes (start) gets its hint where the start is refused, as a 403 on the bare
+    /processes path may also answer a list.
+    """
+    if path.startswith(f"{API}/processes/") or path == f"{API}/tasks" or path.startswith(f"{API}/tasks/"):
+        return VISIBILITY_HINT
+    if path.startswith(f"{DMS_OBJECTS}/") or path == DMS_OBJECTS:
+        return READ_PERMISSION_HINT
+    return None
+
+
+def _refused_credentials(exc: BpmError) -> bool:
+    """A 401: the credentials, not the object's visibility, are the problem."""
+    return isinstance(exc, BpmAuthError) and exc.status != 403
+
+
+def _rephrase(exc: BpmError, message: str, *, details: Sequence[str] | None = None) -> BpmError:
     return type(exc)(
         message,
         system=exc.system,
@@ -590,5 +694,5 @@ def _rephrase(exc: BpmError, message: str) -> BpmError:
         path=exc.path,
         status=exc.status,
         server_message=exc.server_message,
-        details=exc.details,
+        details=exc.details if details is None else details,
     )

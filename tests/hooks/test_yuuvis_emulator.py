@@ -108,6 +108,18 @@ def test_cancel_and_the_invisible_process(emu, hook):
         hook.get_process(str(foreign.id))
 
 
+def test_only_admins_may_list_processes_started_by_other_users(emu, hook):
+    emu.engine.add_user("other", "other-pw")
+    with pytest.raises(BpmValidationError) as info:
+        list(hook.find_processes(started_by="other"))
+    text = str(info.value)
+    assert "processes started by 'other'" in text
+    assert "only admins may list processes started by other users" in text
+    assert "may only ask for their own processes" in text  # the server's message stays
+    mine = hook.start_process(APPROVAL_KEY)
+    assert mine.id in [p.id for p in hook.find_processes(started_by="yuuvis.clerk")]
+
+
 def test_start_errors_and_wrong_tenant(emu, hook, monkeypatch):
     with pytest.raises(BpmValidationError, match="no process definition found with key 'nope'"):
         hook.start_process("nope")

@@ -88,6 +88,13 @@ def args(request: WRequest) -> dict[str, list[str]]:
     return request.args.to_dict(flat=False)
 
 
+@pytest.fixture
+def logs(caplog, capsys):
+    """Everything logged: the std logging records and Airflow's structured log on stdout."""
+    caplog.set_level(logging.DEBUG)
+    return lambda: caplog.text + capsys.readouterr().out
+
+
 def assert_gateway_headers(request: WRequest, authorization: str = BASIC) -> None:
     assert request.headers.get("Authorization") == authorization
     assert request.headers.get("X-ID-TENANT-NAME") == TENANT
@@ -152,7 +159,7 @@ def test_the_gateway_session_cookie_is_sent_back(httpserver: HTTPServer):
     assert cookies == [None, "gw-session-42", "gw-session-42"]
 
 
-def test_401_is_clear_and_leaks_no_secret(httpserver: HTTPServer, caplog):
+def test_401_is_clear_and_leaks_no_secret(httpserver: HTTPServer, logs):
     def refuse(request: WRequest) -> Response:
         echoed = f"bad credentials {request.headers.get('Authorization')} {PASSWORD} cookie gw-secret-cookie"
         response = Response(json.dumps({"status": 401, "message": echoed}), status=401)
@@ -160,7 +167,6 @@ def test_401_is_clear_and_leaks_no_secret(httpserver: HTTPServer, caplog):
         return response
 
     httpserver.expect_request(f"{PROCESSES}/p-1").respond_with_handler(refuse)
-    caplog.set_level(logging.DEBUG)
     hook = make_hook(httpserver)
     with pytest.raises(BpmAuthError) as info:
         hook.get_process("p-1")
@@ -168,10 +174,70 @@ def test_401_is_clear_and_leaks_no_secret(httpserver: HTTPServer, caplog):
     assert "authentication failed" in text
     assert "tenant 'acme'" in text
     assert "yuuvis_test" in text
+    logged = logs()
     for secret in (PASSWORD, BASIC.split()[1], "gw-secret-cookie"):
         assert secret not in text
-        assert secret not in caplog.text
+        assert secret not in logged
     assert len(httpserver.log) == 1
+
+
+def refuse_with_two_session_cookies(request: WRequest) -> Response:
+    """A gateway that sets GWSESSIONID for two paths and echoes both values in its error."""
+    response = Response(
+        json.dumps({"status": 404, "message": "no process; sessions gw-root-cookie gw-engine-cookie"}),
+        status=404,
+        content_type="application/json",
+    )
+    response.set_cookie("GWSESSIONID", "gw-root-cookie", path="/")
+    response.set_cookie("GWSESSIONID", "gw-engine-cookie", path="/bpm-engine")
+    return response
+
+
+def test_a_session_cookie_set_for_two_paths_does_not_replace_the_error(httpserver: HTTPServer, logs):
+    httpserver.expect_request(f"{PROCESSES}/p-1").respond_with_handler(refuse_with_two_session_cookies)
+    hook = make_hook(httpserver)
+    with pytest.raises(BpmNotFound) as info:
+        hook.get_process("p-1")
+    text = str(info.value)
+    assert "process instance 'p-1' does not exist" in text and "no process; sessions" in text
+    logged = logs()
+    for secret in ("gw-root-cookie", "gw-engine-cookie"):
+        assert secret not in text
+        assert secret not in logged
+    # Both were stored: the jar really holds the name twice.
+    jar = hook.get_conn().session.cookies
+    assert sorted(c.value for c in jar if c.name == "GWSESSIONID") == ["gw-engine-cookie", "gw-root-cookie"]
+
+
+def test_a_session_cookie_set_for_two_paths_async(httpserver: HTTPServer):
+    httpserver.expect_request(f"{PROCESSES}/p-1").respond_with_handler(refuse_with_two_session_cookies)
+    hook = make_hook(httpserver)
+
+    async def read() -> BaseException:
+        try:
+            await hook.aget_process("p-1")
+        except BpmNotFound as exc:
+            return exc
+        finally:
+            await hook.aclose()
+        raise AssertionError("no error")
+
+    text = str(asyncio.run(read()))
+    assert "no process; sessions" in text
+    assert "gw-root-cookie" not in text and "gw-engine-cookie" not in text
+
+
+def test_an_unexpected_body_echoing_the_session_cookie_is_scrubbed(httpserver: HTTPServer, logs):
+    def echo(request: WRequest) -> Response:
+        response = Response("<html>session gw-echoed-cookie</html>", status=200, content_type="text/html")
+        response.set_cookie("GWSESSIONID", "gw-echoed-cookie", path="/")
+        return response
+
+    httpserver.expect_request(f"{PROCESSES}/p-1").respond_with_handler(echo)
+    with pytest.raises(BpmServerError, match="the body is not JSON") as info:
+        make_hook(httpserver).get_process("p-1")
+    assert "<html>session ***</html>" in str(info.value)
+    assert "gw-echoed-cookie" not in logs()
 
 
 def test_test_connection_reads_one_definition(httpserver: HTTPServer):
@@ -225,6 +291,10 @@ def test_list_process_definitions_filters(httpserver: HTTPServer):
         )
     )
     assert found == [{"id": "a"}]
+    assert len(httpserver.log) == 1
+    for request, _ in httpserver.log:
+        assert request.method == "GET" and request.path == "/bpm-engine/api/process-definitions"
+        assert_gateway_headers(request)
     assert args(httpserver.log[0][0]) == {
         "keyLike": ["follow%"],
         "startableByUser": ["u-1"],
@@ -264,6 +334,10 @@ def test_every_seed_filter_has_its_vendor_name_and_format(httpserver: HTTPServer
             sort="DESC",
         )
     )
+    assert len(httpserver.log) == 1
+    for request, _ in httpserver.log:
+        assert request.method == "GET" and request.path == PROCESSES
+        assert_gateway_headers(request)
     assert args(httpserver.log[0][0]) == {
         "businessKey": ["bk"],
         "businessKeyLike": ["bk%"],
@@ -324,6 +398,31 @@ def test_bad_filters_are_named(httpserver: HTTPServer, filters, message):
     with pytest.raises(BpmConfigError, match=re.escape(message)):
         list(make_hook(httpserver).find_processes(**filters))
     assert httpserver.log == []
+
+
+@pytest.mark.parametrize(("status", "cls"), [(400, BpmValidationError), (403, BpmAuthError)])
+@pytest.mark.parametrize(
+    "filters", [{"started_by": "u-other"}, {"startedBy": "u-other"}, {"query": {"startedBy": "u-other"}}]
+)
+def test_started_by_another_user_needs_admin(httpserver: HTTPServer, status, cls, filters):
+    httpserver.expect_request(PROCESSES).respond_with_json(
+        {"status": status, "message": "startedBy must be the current user"}, status=status
+    )
+    with pytest.raises(cls) as info:
+        list(make_hook(httpserver).find_processes(**filters))
+    text = str(info.value)
+    assert "processes started by 'u-other'" in text
+    assert "only admins may list processes started by other users" in text
+    assert "startedBy must be the current user" in text  # the server's own word stays
+    assert f"HTTP {status}" in text and "yuuvis_test" in text
+    assert args(httpserver.log[0][0]) == {"startedBy": ["u-other"], "page": ["0"], "size": ["100"]}
+
+
+def test_a_refused_list_without_started_by_is_not_blamed_on_it(httpserver: HTTPServer):
+    httpserver.expect_request(PROCESSES).respond_with_json({"message": "bad sort"}, status=400)
+    with pytest.raises(BpmValidationError) as info:
+        list(make_hook(httpserver).find_processes(sort="asc"))
+    assert "bad sort" in str(info.value) and "admins" not in str(info.value)
 
 
 def test_pages_until_has_more_items_is_false_without_total(httpserver: HTTPServer):
@@ -501,6 +600,49 @@ def test_an_invisible_process_says_so(httpserver: HTTPServer, status, cls):
     assert "Process instance not found" in text
 
 
+VISIBILITY = "yuuvis shows a user only the processes they started and the tasks they may act on"
+READ_PERMISSION = "grants read permission"
+
+
+def dms_file(oid: str = "obj-1") -> ProcessFile:
+    return ProcessFile(
+        name=oid, size=None, content_type=None, process_instance_id="p", ref={"object_id": oid}
+    )
+
+
+def read_content(hook: YuuvisBpmHook) -> None:
+    with hook.open_file(dms_file()):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "call", "hint", "not_hint"),
+    [
+        ("GET", f"{TASKS}/t-1", lambda h: h.get_task("t-1"), VISIBILITY, READ_PERMISSION),
+        ("POST", f"{TASKS}/t-1", lambda h: h.complete_task("t-1"), VISIBILITY, READ_PERMISSION),
+        ("GET", TASKS, lambda h: list(h.list_tasks()), VISIBILITY, READ_PERMISSION),
+        ("GET", f"{PROCESSES}/p-1", lambda h: h.get_process("p-1"), VISIBILITY, READ_PERMISSION),
+        ("POST", PROCESSES, lambda h: h.start_process("k"), "start permission", VISIBILITY),
+        (
+            "GET",
+            "/api/dms/objects/obj-1",
+            lambda h: h.get_object_metadata("obj-1"),
+            READ_PERMISSION,
+            VISIBILITY,
+        ),
+        ("GET", "/api/dms/objects/obj-1/contents/file", read_content, READ_PERMISSION, VISIBILITY),
+    ],
+)
+def test_each_403_gets_the_hint_of_its_endpoint(httpserver: HTTPServer, method, path, call, hint, not_hint):
+    httpserver.expect_request(path, method=method).respond_with_json({"message": "Forbidden"}, status=403)
+    with pytest.raises(BpmAuthError) as info:
+        call(make_hook(httpserver))
+    text = str(info.value)
+    assert "HTTP 403" in text and "Forbidden" in text
+    assert hint in text
+    assert not_hint not in text
+
+
 def test_ids_stay_one_path_segment(httpserver: HTTPServer):
     httpserver.expect_request(re.compile(r"/bpm-engine/api/processes/.*")).respond_with_json(process("a/b c"))
     make_hook(httpserver).get_process("a/b c")
@@ -627,12 +769,17 @@ def test_a_start_is_never_resent(httpserver: HTTPServer):
     assert len(httpserver.log) == 1
 
 
-def test_start_403_is_an_auth_error(httpserver: HTTPServer):
+def test_start_403_is_an_auth_error_with_a_start_permission_hint(httpserver: HTTPServer):
     httpserver.expect_request(PROCESSES, method="POST").respond_with_json(
         {"message": "forbidden"}, status=403
     )
-    with pytest.raises(BpmAuthError, match="permission denied"):
+    with pytest.raises(BpmAuthError) as info:
         make_hook(httpserver).start_process("oneTaskProcess")
+    text = str(info.value)
+    assert "permission denied: user 'clerk' may not start process definition 'oneTaskProcess'" in text
+    assert "forbidden" in text
+    assert "start permission on the definition" in text and "startable_by_user" in text
+    assert "only the processes they started" not in text
 
 
 # ---- tasks ---------------------------------------------------------------------------------------
@@ -697,8 +844,53 @@ def test_find_tasks_refuses_unknown_filters(httpserver: HTTPServer):
 
 
 def test_get_task(httpserver: HTTPServer):
-    httpserver.expect_request(f"{TASKS}/t-8").respond_with_json(task("t-8"))
-    assert make_hook(httpserver).get_task("t-8").process_instance_id == "p-1"
+    httpserver.expect_request(f"{TASKS}/t-8").respond_with_json(task("t-8", assignee="clerk"))
+    found = make_hook(httpserver).get_task("t-8")
+    assert (found.id, found.name, found.process_instance_id, found.assignee, found.state) == (
+        "t-8",
+        "My task",
+        "p-1",
+        "clerk",
+        "CLAIMED",
+    )
+    [(request, _)] = httpserver.log
+    assert request.method == "GET" and request.path == f"{TASKS}/t-8"
+    assert args(request) == {} and request.get_data() == b""
+    assert_gateway_headers(request)
+
+
+def test_get_task_in_the_envelope(httpserver: HTTPServer):
+    httpserver.expect_request(f"{TASKS}/t-8").respond_with_json(page([task("t-8")], False))
+    assert make_hook(httpserver).get_task("t-8").id == "t-8"
+
+
+@pytest.mark.parametrize("body", [{"name": "My task"}, page([], False), [task("t-8")]])
+def test_get_task_without_an_id_is_an_unexpected_answer(httpserver: HTTPServer, body):
+    httpserver.expect_request(f"{TASKS}/t-8").respond_with_json(body)
+    with pytest.raises(BpmServerError, match="unexpected answer: a task without an id") as info:
+        make_hook(httpserver).get_task("t-8")
+    assert "GET /bpm-engine/api/tasks/t-8" in str(info.value)
+
+
+def test_a_task_list_entry_without_an_id_is_an_unexpected_answer(httpserver: HTTPServer):
+    httpserver.expect_request(TASKS).respond_with_json(page([{"name": "My task"}], False))
+    hook = make_hook(httpserver)
+    with pytest.raises(BpmServerError, match="a task without an id"):
+        list(hook.list_tasks())
+    with pytest.raises(BpmServerError, match="a task without an id"):
+        list(hook.find_tasks())
+
+
+@pytest.mark.parametrize(("status", "cls"), [(404, BpmNotFound), (403, BpmAuthError)])
+def test_an_invisible_task_says_so(httpserver: HTTPServer, status, cls):
+    httpserver.expect_request(f"{TASKS}/t-x").respond_with_json(
+        {"status": status, "message": "Task not found"}, status=status
+    )
+    with pytest.raises(cls) as info:
+        make_hook(httpserver).get_task("t-x")
+    text = str(info.value)
+    assert "task 't-x' does not exist, has ended, or user 'clerk' may not act on it" in text
+    assert "Task not found" in text and f"HTTP {status}" in text
 
 
 @pytest.mark.parametrize(
@@ -804,11 +996,15 @@ def test_list_files_reads_variables_attachments_and_metadata(httpserver: HTTPSer
     assert all(f.process_instance_id == "p-1" for f in files)
     first = httpserver.log[0][0]
     assert first.path == f"{PROCESSES}/p-1" and args(first) == {"includeProcessVariables": ["true"]}
-    assert [request.path for request, _ in httpserver.log[1:]] == [
-        "/api/dms/objects/obj-1",
-        "/api/dms/objects/obj-2",
-        "/api/dms/objects/obj-3",
+    assert [(request.method, request.path, args(request)) for request, _ in httpserver.log] == [
+        ("GET", f"{PROCESSES}/p-1", {"includeProcessVariables": ["true"]}),
+        ("GET", "/api/dms/objects/obj-1", {}),
+        ("GET", "/api/dms/objects/obj-2", {}),
+        ("GET", "/api/dms/objects/obj-3", {}),
     ]
+    for request, _ in httpserver.log:
+        assert request.get_data() == b""
+        assert_gateway_headers(request)
 
 
 def test_list_files_default_variable_only(httpserver: HTTPServer):
@@ -818,13 +1014,70 @@ def test_list_files_default_variable_only(httpserver: HTTPServer):
     assert [f.name for f in make_hook(httpserver).list_files("p-1")] == ["scan.pdf"]
 
 
-def test_list_files_keeps_a_missing_object_under_its_id(httpserver: HTTPServer):
+@pytest.mark.parametrize("status", [404, 403])
+def test_list_files_keeps_a_hidden_object_under_its_id(httpserver: HTTPServer, status, logs):
     httpserver.expect_request(f"{PROCESSES}/p-1").respond_with_json(
         process("p-1", variables=[{"name": "documentId", "value": "obj-9"}])
     )
-    httpserver.expect_request("/api/dms/objects/obj-9").respond_with_data("", status=404)
+    httpserver.expect_request("/api/dms/objects/obj-9").respond_with_data("", status=status)
+    httpserver.expect_request("/api/dms/objects/obj-9/contents/file").respond_with_data("", status=status)
     [file] = list(make_hook(httpserver).list_files("p-1"))
     assert (file.name, file.size, dict(file.ref)) == ("obj-9", None, {"object_id": "obj-9"})
+    logged = logs()
+    assert (
+        f"metadata of DMS object obj-9 referenced by documentId of process p-1 not readable (HTTP {status})"
+        in logged
+    )
+    assert "content of DMS object obj-9" in logged and "listed under its object id" in logged
+
+
+@pytest.mark.parametrize("status", [404, 403])
+def test_a_hidden_object_does_not_abort_the_listing_and_is_named_from_its_download(
+    httpserver: HTTPServer, status
+):
+    variables = [{"name": "documentId", "value": ["obj-1", "obj-2"]}]
+    httpserver.expect_request(f"{PROCESSES}/p-1").respond_with_json(process("p-1", variables=variables))
+    httpserver.expect_request("/api/dms/objects/obj-1").respond_with_json(
+        {"message": "no read permission"}, status=status
+    )
+    httpserver.expect_request("/api/dms/objects/obj-1/contents/file").respond_with_data(
+        "x" * 4321, headers={"Content-Disposition": DISPOSITION}, content_type="application/pdf"
+    )
+    httpserver.expect_request("/api/dms/objects/obj-2").respond_with_json(metadata("obj-2", "b.txt", 2))
+    files = list(make_hook(httpserver).list_files("p-1"))
+    assert [(f.name, f.size, f.content_type, f.raw, dict(f.ref)) for f in files] == [
+        ("Rechnung Ü.pdf", 4321, "application/pdf", {}, {"object_id": "obj-1"}),
+        ("b.txt", 2, "application/pdf", metadata("obj-2", "b.txt", 2)["objects"][0], {"object_id": "obj-2"}),
+    ]
+    assert [(request.method, request.path) for request, _ in httpserver.log] == [
+        ("GET", f"{PROCESSES}/p-1"),
+        ("GET", "/api/dms/objects/obj-1"),
+        ("GET", "/api/dms/objects/obj-1/contents/file"),
+        ("GET", "/api/dms/objects/obj-2"),
+    ]
+    for request, _ in httpserver.log:
+        assert_gateway_headers(request)
+
+
+def test_empty_metadata_names_the_file_from_its_download(httpserver: HTTPServer):
+    httpserver.expect_request(f"{PROCESSES}/p-1").respond_with_json(
+        process("p-1", variables=[{"name": "documentId", "value": "obj-1"}])
+    )
+    httpserver.expect_request("/api/dms/objects/obj-1").respond_with_json({"objects": []})
+    httpserver.expect_request("/api/dms/objects/obj-1/contents/file").respond_with_data(
+        "abc", headers={"Content-Disposition": 'attachment; filename="memo.txt"'}, content_type="text/plain"
+    )
+    [file] = list(make_hook(httpserver).list_files("p-1"))
+    assert (file.name, file.size, file.content_type) == ("memo.txt", 3, "text/plain")
+
+
+def test_a_401_on_metadata_still_fails_the_listing(httpserver: HTTPServer):
+    httpserver.expect_request(f"{PROCESSES}/p-1").respond_with_json(
+        process("p-1", variables=[{"name": "documentId", "value": "obj-1"}])
+    )
+    httpserver.expect_request("/api/dms/objects/obj-1").respond_with_data("expired", status=401)
+    with pytest.raises(BpmAuthError, match="authentication failed"):
+        list(make_hook(httpserver).list_files("p-1"))
 
 
 def test_list_files_asks_the_download_headers_when_metadata_has_no_name(httpserver: HTTPServer):
@@ -839,7 +1092,14 @@ def test_list_files_asks_the_download_headers_when_metadata_has_no_name(httpserv
     )
     [file] = list(make_hook(httpserver).list_files("p-1"))
     assert (file.name, file.size, file.content_type) == ("Rechnung Ü.pdf", 70000, "text/plain")
-    assert [request.path for request, _ in httpserver.log][-1] == "/api/dms/objects/obj-1/contents/file"
+    assert [(request.method, request.path, args(request)) for request, _ in httpserver.log] == [
+        ("GET", f"{PROCESSES}/p-1", {"includeProcessVariables": ["true"]}),
+        ("GET", "/api/dms/objects/obj-1", {}),
+        ("GET", "/api/dms/objects/obj-1/contents/file", {}),
+    ]
+    for request, _ in httpserver.log:
+        assert request.get_data() == b""
+        assert_gateway_headers(request)
 
 
 def test_list_files_skips_objects_without_content(httpserver: HTTPServer):
