@@ -5,8 +5,10 @@ the data-and-documents page of Bonita's documentation (seed 001) and Bonita's ca
 tutorial (``case/{id}?d=processDefinitionId``, then ``archivedCase?f=sourceObjectId=..``).
 
 Auth: a session (``POST /loginservice`` → ``JSESSIONID`` and ``X-Bonita-API-Token`` cookies; the
-token goes back as a header on every POST/PUT/DELETE), renewed once on a 401 by the base class and
-ended with ``/logoutservice`` when the hook closes; or, with extra ``auth_type: bearer``, an OIDC
+token goes back as a header on every request of the session, as the spec's global security
+(``openapi.yaml``: bonita_auth + bonita_token) requires, which covers the POST/PUT/DELETE Bonita's
+CSRF filter checks), renewed once on a 401 by the base class and ended with ``/logoutservice``
+when the hook closes; or, with extra ``auth_type: bearer``, an OIDC
 access token in ``Authorization: Bearer`` and no session at all.
 
 Bonita has no business key. With extra ``business_key_variable`` set, ``start_process`` sends the
@@ -41,12 +43,21 @@ from airflow_bpm_provider.models import ProcessFile, ProcessInstance, ProcessSta
 if TYPE_CHECKING:
     from airflow_bpm_provider.hooks.http import AsyncTransport, SyncTransport
 
-TOKEN_NAME = "X-Bonita-API-Token"  # cookie set by /loginservice, header on every change (loginservice.yaml)
-CHANGING_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+TOKEN_NAME = "X-Bonita-API-Token"  # cookie set by /loginservice, header on every call (openapi.yaml security)
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_BUSINESS_KEY_SCAN = 500
-# Path parameters of the spec: ``^[A-Za-z0-9\_\-\.]{0,250}$``; checked so an id can never change the path.
-_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
+# Bonita's ids are Java longs. The spec's looser path pattern (``^[A-Za-z0-9\_\-\.]{0,250}$``)
+# lets "." and ".." through, which URL normalisation turns into another resource
+# (``userTask/../execution`` is sent as ``/API/bpm/execution``): only digits may enter a path.
+_ID = re.compile(r"^[0-9]{1,19}$")
+# Newest first (highest case id), so a business-key scan meets a just-started case on its first page.
+# ``id`` orders live cases (the order Bonita's own case lists use); for archived cases the spec's
+# order fields (API@bpm@archivedCase.yaml) include ``sourceObjectId``, the id the case had while live.
+NEWEST_CASES_FIRST = "id DESC"
+NEWEST_ARCHIVED_CASES_FIRST = "sourceObjectId DESC"
+# What a live case can map to: "error" (FAILED) and "aborting" (CANCELLED) cases are still live
+# (/API/bpm/case), only "completed" is never seen there.
+LIVE_STATES = frozenset(ProcessState) - {ProcessState.COMPLETED}
 START_VIAS = ("instantiation", "case")
 FIND_FILTERS = frozenset({"definition", "states", "business_key", "started_by", "query", "page_size"})
 DOCUMENT_VERSIONS = ("latest", "all")
@@ -103,7 +114,7 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         text = str(value).strip() if value is not None else ""
         if not _ID.match(text):
             raise BpmConfigError(
-                f"{what} must be a Bonita id (letters, digits, '_', '-', '.'), got {value!r}",
+                f"{what} must be a Bonita id (digits only), got {value!r}",
                 conn_id=self.bpm_conn_id,
             )
         return text
@@ -174,16 +185,17 @@ class BonitaHook(BonitaDataMixin, BpmHook):
     def _auth_headers(self, request: Request, session: Mapping[str, str] | None) -> dict[str, str]:
         if self._bearer:
             return {"Authorization": f"Bearer {self.settings.password}"}
-        if request.method.upper() in CHANGING_METHODS:
-            return dict(session or {})
-        return {}
+        # Every operation's security is the session cookie AND the token header (openapi.yaml),
+        # not only the changes the CSRF filter checks.
+        return dict(session or {})
 
     def _logout(self, transport: SyncTransport) -> None:
         """GET /logoutservice?redirect=false (logoutservice.yaml); a failure is logged, never raised."""
         if self._bearer or transport.session_headers is None:
             return
         try:
-            reply = transport.send(Request("GET", "/logoutservice", params=[("redirect", "false")]), {})
+            logout = Request("GET", "/logoutservice", params=[("redirect", "false")])
+            reply = transport.send(logout, self._headers_for(logout, transport.session_headers))
             if not reply.ok:
                 self.log.warning(
                     "Bonita logout for connection %r answered HTTP %s", self.bpm_conn_id, reply.status
@@ -206,7 +218,8 @@ class BonitaHook(BonitaDataMixin, BpmHook):
 
     async def _alogout(self, transport: AsyncTransport) -> None:
         try:
-            reply = await transport.send(Request("GET", "/logoutservice", params=[("redirect", "false")]), {})
+            logout = Request("GET", "/logoutservice", params=[("redirect", "false")])
+            reply = await transport.send(logout, self._headers_for(logout, transport.session_headers))
             if not reply.ok:
                 self.log.warning(
                     "Bonita logout for connection %r answered HTTP %s", self.bpm_conn_id, reply.status
@@ -349,9 +362,7 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         ``search`` is ``s`` and ``deploy`` the ``d`` attributes to expand.
         """
         count = self._positive_int(page_size, "page_size") if page_size is not None else self.page_size
-        resource = resource.strip("/")
-        if resource.startswith("API/"):
-            resource = resource[4:]
+        resource = _resource(resource)
 
         def pages() -> Iterator[dict[str, Any]]:
             page, seen = 0, 0
@@ -376,7 +387,7 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         self, resource: str, *, filters: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None
     ) -> int:
         """How many items a search matches, from ``Content-Range`` (one item is fetched)."""
-        batch, total = self._run(self._page_flow(resource.strip("/"), 0, 1, filters=filters))
+        batch, total = self._run(self._page_flow(_resource(resource), 0, 1, filters=filters))
         return total if total is not None else len(batch)
 
     # ---- process definitions ----------------------------------------------------------------
@@ -630,8 +641,9 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         """Cases and archived cases matching ``filters``, page after page (live ones first).
 
         ``definition``: a process name (every version), ``"name@version"`` or an id; ``states``:
-        ProcessState values (live cases are searched only for non-ended states, archived ones only
-        for ended states); ``started_by``: a user id; ``business_key`` (needs the extra
+        ProcessState values (archived cases are searched only for ended states; live cases for
+        every state but COMPLETED, since a live case in ``error`` is FAILED and one ``aborting`` is
+        CANCELLED); ``started_by``: a user id; ``business_key`` (needs the extra
         ``business_key_variable``); ``query``: more ``f`` filters passed through untouched (a dict
         or a list of pairs); ``page_size``.
         """
@@ -662,41 +674,47 @@ class BonitaHook(BonitaDataMixin, BpmHook):
             if business_key is not None
             else None
         )
-        want_live = states is None or any(not s.ended for s in states)
+        want_live = states is None or bool(states & LIVE_STATES)
         want_archived = states is None or any(s.ended for s in states)
+        resources = [("bpm/case", False)] if want_live else []
+        if want_archived:
+            resources.append(("bpm/archivedCase", True))
 
         def results() -> Iterator[ProcessInstance]:
-            if want_live:
+            # The cases already answered for, shared by both searches: a case that ends between them
+            # is yielded live and not again archived. A live case left out is not added: once ended
+            # it may match (its new state, or its key no longer readable live).
+            settled: set[str] = set()
+            for resource, archived in resources:
                 for case in self.search(
-                    "bpm/case", filters=common, deploy=["processDefinitionId"], page_size=page_size
+                    resource, filters=common, deploy=["processDefinitionId"], page_size=page_size
                 ):
-                    instance = self._instance(case, archived=False)
-                    if _keep(instance, states) and self._has_key(instance, key_variable, business_key):
-                        yield instance
-            if want_archived:
-                seen: set[str] = set()
-                for case in self.search(
-                    "bpm/archivedCase", filters=common, deploy=["processDefinitionId"], page_size=page_size
-                ):
-                    instance = self._instance(case, archived=True)
-                    if instance.id in seen:
+                    instance = self._instance(case, archived=archived)
+                    if instance.id in settled:
                         continue
-                    seen.add(instance.id)
-                    if _keep(instance, states) and self._has_key(instance, key_variable, business_key):
+                    if _keep(instance, states) and self._has_key(
+                        instance, key_variable, business_key, archived=archived
+                    ):
+                        settled.add(instance.id)
                         yield instance
+                    elif archived:  # an archived case does not change any more
+                        settled.add(instance.id)
 
         return results()
 
-    def _has_key(self, instance: ProcessInstance, variable: str | None, business_key: Any) -> bool:
+    def _has_key(
+        self, instance: ProcessInstance, variable: str | None, business_key: Any, *, archived: bool
+    ) -> bool:
         if variable is None:
             return True
-        value = self._business_key_of(instance, variable)
+        value = self._business_key_of(instance, variable, archived=archived)
         return value is not None and str(value) == str(business_key)
 
-    def _business_key_of(self, instance: ProcessInstance, variable: str) -> Any:
-        """The key variable of a case: caseVariable while live, archivedCaseVariable once ended."""
+    def _business_key_of(self, instance: ProcessInstance, variable: str, *, archived: bool) -> Any:
+        """The key variable of a case: caseVariable for a case found live, archivedCaseVariable for
+        one found archived. The resource decides, not the state: a live case in "error" is FAILED."""
         try:
-            if instance.ended:
+            if archived:
                 return self.get_archived_case_variable(instance.id, variable).value
             return self.get_case_variable(instance.id, variable).value
         except BpmNotFound:
@@ -705,9 +723,11 @@ class BonitaHook(BonitaDataMixin, BpmHook):
     def find_process_by_business_key(self, process: str, business_key: str) -> ProcessInstance | None:
         """The newest case of ``process`` (any version) whose business-key variable equals the key.
 
-        Bonita cannot search cases by a variable's value, so this reads the variable of each
-        case of the process: live cases, then archived ones, at most ``business_key_scan_limit``
-        (extra, default 500) of each.
+        Bonita cannot search cases by a variable's value, so this reads the variable of each case
+        of the process, newest first: live cases (``o=id DESC``), then archived ones
+        (``o=sourceObjectId DESC``) newer than the live match, at most ``business_key_scan_limit``
+        (extra, default 500) of each. Newest first matters: a start retried after an unclear
+        failure looks here for the case its first attempt may have created, the newest one.
         """
         variable = self.business_key_variable
         if not variable:
@@ -719,30 +739,38 @@ class BonitaHook(BonitaDataMixin, BpmHook):
             self.settings.extra_value("business_key_scan_limit", DEFAULT_BUSINESS_KEY_SCAN),
             "business_key_scan_limit",
         )
-        best: ProcessInstance | None = None
-        for resource, archived in (("bpm/case", False), ("bpm/archivedCase", True)):
+        found: ProcessInstance | None = None
+        for resource, archived, order in (
+            ("bpm/case", False, NEWEST_CASES_FIRST),
+            ("bpm/archivedCase", True, NEWEST_ARCHIVED_CASES_FIRST),
+        ):
+            # Per search: a live case whose variable 404'd because it just ended must be read again archived.
             seen: set[str] = set()
             scanned = 0
-            for case in self.search(resource, filters=[("name", name)], deploy=["processDefinitionId"]):
+            for case in self.search(
+                resource, filters=[("name", name)], order=order, deploy=["processDefinitionId"]
+            ):
                 instance = self._instance(case, archived=archived)
+                if found is not None and _int(instance.id) <= _int(found.id):
+                    break  # newest first: nothing after this is newer than the match in hand
                 if instance.id in seen:
                     continue
                 seen.add(instance.id)
                 scanned += 1
                 if scanned > limit:
                     self.log.warning(
-                        "Stopped looking for business key %r after %d %s of %s (business_key_scan_limit)",
+                        "Stopped looking for business key %r after the newest %d %s of %s "
+                        "(business_key_scan_limit)",
                         business_key,
                         limit,
                         "archived cases" if archived else "cases",
                         name,
                     )
                     break
-                if self._has_key(instance, variable, business_key) and (
-                    best is None or _newer(instance, best)
-                ):
-                    best = replace_key(instance, str(business_key))
-        return best
+                if self._has_key(instance, variable, business_key, archived=archived):
+                    found = replace_key(instance, str(business_key))
+                    break
+        return found
 
     def cancel_process(self, instance_id: str) -> None:
         """PUT /API/bpm/case/{id} ``{"state": "cancelled"}`` (API@bpm@case@{id}.yaml, Bonita 2025.1+).
@@ -957,6 +985,12 @@ def variable_json(value: Any) -> Any:
     return contract_json(value)
 
 
+def _resource(resource: str) -> str:
+    """``"bpm/case"`` from ``"bpm/case"``, ``"/API/bpm/case"`` or ``"API/bpm/case/"``."""
+    text = resource.strip("/")
+    return text[4:] if text.startswith("API/") else text
+
+
 def _int(value: Any) -> int:
     try:
         return int(value)
@@ -1005,13 +1039,6 @@ def _parse_states(value: Any, *, conn_id: str) -> frozenset[ProcessState] | None
 
 def _keep(instance: ProcessInstance, states: frozenset[ProcessState] | None) -> bool:
     return states is None or instance.state in states
-
-
-def _newer(candidate: ProcessInstance, best: ProcessInstance) -> bool:
-    return (_int(candidate.id), candidate.started_at or datetime.min.replace(tzinfo=UTC)) > (
-        _int(best.id),
-        best.started_at or datetime.min.replace(tzinfo=UTC),
-    )
 
 
 def replace_key(instance: ProcessInstance, business_key: str) -> ProcessInstance:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from airflow_bpm_provider.exceptions import BpmConfigError, BpmNotFound
+from airflow_bpm_provider.exceptions import BpmConfigError, BpmNotFound, BpmValidationError
 from airflow_bpm_provider.hooks import bonita_values as bv
 from airflow_bpm_provider.hooks.http import Request
 
@@ -57,9 +57,11 @@ class BonitaDataMixin:
 
     def _name(self, name: str) -> str:
         text = str(name)
-        if not text or "/" in text:
+        # quote() keeps "." as is, and URL normalisation turns a "." or ".." segment into another path.
+        if not text or "/" in text or not text.strip("."):
             raise BpmConfigError(
-                f"variable name must be non-empty without '/', got {name!r}", conn_id=self.bpm_conn_id
+                f"variable name must be non-empty, without '/' and not only dots, got {name!r}",
+                conn_id=self.bpm_conn_id,
             )
         return quote(text, safe="")
 
@@ -94,10 +96,21 @@ class BonitaDataMixin:
 
         The Java type follows the Python value (see :func:`bonita_values.to_java`) unless
         ``java_type`` or a ``(type, value)`` tuple names it; only String, Integer, Long, Double,
-        Boolean and Date are accepted by Bonita.
+        Boolean and Date are accepted by Bonita. None is refused (BpmValidationError): the
+        request's ``value`` is a string the spec does not let be null, so a variable cannot be cleared.
         """
-        kind, text = bv.to_java(value, java_type=java_type, variable=str(name))
         path = f"/API/bpm/caseVariable/{self._check_id(case_id, 'case id')}/{self._name(name)}"
+        given = value[1] if isinstance(value, tuple) and len(value) == 2 and java_type is None else value
+        if given is None:
+            raise BpmValidationError(
+                f"case variable {str(name)!r} cannot be set to None: the value of "
+                "ProcessInstanceVariableUpdateRequest is a string that may not be null",
+                system="Bonita",
+                conn_id=self.bpm_conn_id,
+                method="PUT",
+                path=path,
+            )
+        kind, text = bv.to_java(value, java_type=java_type, variable=str(name))
         self.request(Request("PUT", path, json={"type": kind, "value": text}))
 
     def get_archived_case_variable(self, case_id: str, name: str) -> BonitaVariable:

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from airflow_bpm_provider.exceptions import BpmConfigError
+from airflow_bpm_provider.exceptions import BpmConfigError, BpmValidationError
 from airflow_bpm_provider.models import ProcessState
 
 # Every state of ProcessInstance.yaml. "initializing" and "completing" are transitions of a case
@@ -131,23 +131,26 @@ def java_type_name(name: str) -> str:
     return full
 
 
-def to_java(value: Any, *, java_type: str | None = None, variable: str = "value") -> tuple[str, str | None]:
+def to_java(value: Any, *, java_type: str | None = None, variable: str = "value") -> tuple[str, str]:
     """``(type, text)`` for PUT caseVariable: Bonita converts the text with the named Java type.
 
     Without ``java_type`` the type follows the Python value: str → String, bool → Boolean,
     int → Integer when it fits in 32 bits, else Long (a variable declared Long therefore needs an
     explicit type for small numbers), float/Decimal → Double, date/datetime → Date. A
-    ``(type, value)`` tuple names the type explicitly.
+    ``(type, value)`` tuple names the type explicitly. None is refused with BpmValidationError:
+    ProcessInstanceVariableUpdateRequest.yaml's ``value`` is a string, not nullable.
     """
     if isinstance(value, tuple) and len(value) == 2 and java_type is None:
         java_type, value = value
+    if value is None:
+        raise BpmValidationError(
+            f"variable {variable!r}: Bonita cannot set a case variable to None (the update's value "
+            "is a string that may not be null); send a value",
+            system="Bonita",
+        )
     if java_type is not None:
         java_type = java_type_name(java_type)
-        return java_type, None if value is None else _text_for(java_type, value, variable)
-    if value is None:
-        raise BpmConfigError(
-            f'variable {variable!r}: None needs an explicit type, e.g. ("java.lang.String", None)'
-        )
+        return java_type, _text_for(java_type, value, variable)
     if isinstance(value, bool):
         return BOOLEAN, _text_for(BOOLEAN, value, variable)
     if isinstance(value, int):

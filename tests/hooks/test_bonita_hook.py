@@ -5,7 +5,9 @@ Where each expectation comes from (Bonita OpenAPI spec, ``openapi/paths/*.yaml``
 
 - login: paths/loginservice.yaml + components/schemas/LoginRequest.yaml (form fields username,
   password, redirect="false"; 204; cookies JSESSIONID and X-Bonita-API-Token); the token goes back
-  as the HTTP header X-Bonita-API-Token on POST/PUT/DELETE (securitySchemes/bonita_token.yaml).
+  as the HTTP header X-Bonita-API-Token (securitySchemes/bonita_token.yaml) on every call: the
+  global ``security`` of openapi.yaml asks for bonita_auth AND bonita_token on each operation but
+  the login (loginservice.yaml: ``security: []``); loginservice.yaml says POST/PUT/DELETE must have it.
 - logout: paths/logoutservice.yaml (GET, query redirect=false).
 - search: components/parameters/pageIndex|pageCount|pageFilter|pageOrder|pageSearch.yaml (p, c,
   repeated f=name=value, o, s); the total in the Content-Range header.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -132,7 +135,7 @@ CASE = {
 # ---- session auth -----------------------------------------------------------------------------
 
 
-def test_login_form_cookies_and_token_header_only_on_changes(httpserver: HTTPServer, bonita: FakeBonita):
+def test_login_form_cookies_and_token_header_on_every_call(httpserver: HTTPServer, bonita: FakeBonita):
     httpserver.expect_request(f"{BASE}/API/bpm/case/1001", method="GET").respond_with_json(CASE)
     httpserver.expect_request(f"{BASE}/API/bpm/humanTask/77", method="PUT").respond_with_data("")
     httpserver.expect_request(f"{BASE}/API/bpm/case/1001", method="DELETE").respond_with_data("")
@@ -157,8 +160,9 @@ def test_login_form_cookies_and_token_header_only_on_changes(httpserver: HTTPSer
     for request in (get, put, delete):
         assert request.cookies["JSESSIONID"] == "S1"
         assert "Authorization" not in request.headers
-    # The CSRF token is a header on changes only (securitySchemes/bonita_token.yaml).
-    assert "X-Bonita-API-Token" not in get.headers
+    # openapi.yaml's global security: session cookie and token header on every operation (GETs
+    # too); loginservice.yaml: every POST/PUT/DELETE must carry the header.
+    assert get.headers["X-Bonita-API-Token"] == TOKEN
     assert put.headers["X-Bonita-API-Token"] == TOKEN
     assert delete.headers["X-Bonita-API-Token"] == TOKEN
     assert json.loads(put.get_data()) == {"assigned_id": "4"}
@@ -166,6 +170,7 @@ def test_login_form_cookies_and_token_header_only_on_changes(httpserver: HTTPSer
     (logout,) = [r for r, _ in httpserver.log if r.path == f"{BASE}/logoutservice"]
     assert logout.args.to_dict(flat=False) == {"redirect": ["false"]}
     assert logout.cookies["JSESSIONID"] == "S1"
+    assert logout.headers["X-Bonita-API-Token"] == TOKEN  # logoutservice.yaml has no security override
     httpserver.check_assertions()
 
 
@@ -220,6 +225,7 @@ def test_expired_session_logs_in_again_once_and_repeats(httpserver: HTTPServer, 
 
     assert len(bonita.logins) == 2
     assert [c.cookies["JSESSIONID"] for c in calls] == ["S1", "S2"]
+    assert [c.headers["X-Bonita-API-Token"] for c in calls] == [TOKEN, "csrf-token-2222"]
     (put,) = [r for r in bonita.requests() if r.method == "PUT"]
     assert put.cookies["JSESSIONID"] == "S2"
     assert put.headers["X-Bonita-API-Token"] == "csrf-token-2222"  # the new session's token
@@ -339,7 +345,12 @@ def test_count_reads_content_range(httpserver: HTTPServer, bonita: FakeBonita):
     httpserver.expect_request(
         f"{BASE}/API/bpm/humanTask", query_string=qs(("p", 0), ("c", 1), ("f", "state=ready"))
     ).respond_with_response(json_response([{"id": "1"}], headers={"Content-Range": "0-1/42"}))
-    assert make_hook(httpserver).count("bpm/humanTask", filters={"state": "ready"}) == 42
+    hook = make_hook(httpserver)
+    assert hook.count("bpm/humanTask", filters={"state": "ready"}) == 42
+    # The resource is written as search() takes it: a leading "API/" (or "/API/") is not doubled.
+    assert hook.count("API/bpm/humanTask", filters={"state": "ready"}) == 42
+    assert hook.count("/API/bpm/humanTask/", filters={"state": "ready"}) == 42
+    assert {r.path for r in bonita.requests()} == {f"{BASE}/API/bpm/humanTask"}
 
 
 # ---- processes and starting -----------------------------------------------------------------------
@@ -580,15 +591,19 @@ def test_business_key_is_sent_as_the_configured_contract_input(httpserver: HTTPS
     assert post.get_json() == {"amount": 3, "invoiceRef": "INV-1"}
 
 
+def newest_cases(order: str) -> str:
+    # The process's cases, newest first: o=id DESC for cases; API@bpm@archivedCase.yaml lists
+    # sourceObjectId (the case id) among the order fields of archived cases.
+    return qs(("p", 0), ("c", 100), ("f", "name=Expense report"), ("o", order), ("d", "processDefinitionId"))
+
+
 def test_find_by_business_key_reads_the_variable_of_each_case(httpserver: HTTPServer, bonita: FakeBonita):
     httpserver.expect_request(f"{BASE}/API/bpm/process/8801").respond_with_json(DEFINITION)
+    httpserver.expect_request(f"{BASE}/API/bpm/case", query_string=newest_cases("id DESC")).respond_with_json(
+        [{**CASE, "id": "12"}, {**CASE, "id": "11"}]
+    )
     httpserver.expect_request(
-        f"{BASE}/API/bpm/case",
-        query_string=qs(("p", 0), ("c", 100), ("f", "name=Expense report"), ("d", "processDefinitionId")),
-    ).respond_with_json([{**CASE, "id": "11"}, {**CASE, "id": "12"}])
-    httpserver.expect_request(
-        f"{BASE}/API/bpm/archivedCase",
-        query_string=qs(("p", 0), ("c", 100), ("f", "name=Expense report"), ("d", "processDefinitionId")),
+        f"{BASE}/API/bpm/archivedCase", query_string=newest_cases("sourceObjectId DESC")
     ).respond_with_json([{**CASE, "id": "90", "sourceObjectId": "13", "state": "completed"}])
     httpserver.expect_request(f"{BASE}/API/bpm/caseVariable/11/invoiceRef").respond_with_json(
         {"name": "invoiceRef", "value": "INV-2", "type": "java.lang.String", "case_id": "11"}
@@ -602,8 +617,71 @@ def test_find_by_business_key_reads_the_variable_of_each_case(httpserver: HTTPSe
     found = make_hook(httpserver, business_key_variable="invoiceRef").find_process_by_business_key(
         "8801", "INV-1"
     )
+    # Case 13 is newer than the live match 12 (it started later and has ended already).
     assert found is not None and found.id == "13" and found.state is ProcessState.COMPLETED
     assert found.business_key == "INV-1"
+    read = [r.path.rsplit("/API/bpm/", 1)[1] for r in bonita.requests("Variable/")]
+    assert read == ["caseVariable/12/invoiceRef", "archivedCaseVariable/13/invoiceRef"]  # 11 is older
+
+
+def test_find_by_business_key_scans_newest_first_so_a_retried_start_finds_its_case(
+    httpserver: HTTPServer, bonita: FakeBonita
+):
+    # 5 cases; the newest (105) holds the key. With a scan limit of 2 an oldest-first scan never
+    # reaches it and a retried start would create a second case.
+    cases = [{**CASE, "id": str(101 + i)} for i in range(5)]
+
+    def search(request: WRequest) -> Response:
+        newest_first = request.args.get("o") == "id DESC"
+        rows = list(reversed(cases)) if newest_first else cases
+        page, count = int(request.args["p"]), int(request.args["c"])
+        start = page * count
+        chunk = rows[start : start + count]
+        return json_response(
+            chunk, headers={"Content-Range": f"{start}-{start + len(chunk) - 1}/{len(rows)}"}
+        )
+
+    def variable(request: WRequest) -> Response:
+        case_id = request.path.split("/")[-2]
+        return json_response(
+            {"name": "invoiceRef", "type": "java.lang.String", "case_id": case_id,
+             "value": "INV-9" if case_id == "105" else f"OTHER-{case_id}"}
+        )  # fmt: skip
+
+    httpserver.expect_request(f"{BASE}/API/bpm/process/8801").respond_with_json(DEFINITION)
+    httpserver.expect_request(f"{BASE}/API/bpm/case").respond_with_handler(search)
+    httpserver.expect_request(f"{BASE}/API/bpm/archivedCase").respond_with_json([])
+    httpserver.expect_request(re.compile(r".*/API/bpm/caseVariable/\d+/invoiceRef")).respond_with_handler(
+        variable
+    )
+    hook = make_hook(httpserver, business_key_variable="invoiceRef", business_key_scan_limit=2)
+    found = hook.find_process_by_business_key("8801", "INV-9")
+    assert found is not None and found.id == "105" and found.state is ProcessState.RUNNING
+    (live,) = [r for r in bonita.requests() if r.path == f"{BASE}/API/bpm/case"]
+    assert live.args.getlist("o") == ["id DESC"]
+    assert [r.path.rsplit("/", 2)[1] for r in bonita.requests("caseVariable/")] == ["105"]
+    # An archived case may be newer than the live match, so archived cases are searched too.
+    (archived,) = [r for r in bonita.requests() if r.path == f"{BASE}/API/bpm/archivedCase"]
+    assert archived.args.getlist("o") == ["sourceObjectId DESC"]
+
+
+def test_find_by_business_key_reads_a_live_case_in_error_from_case_variables(
+    httpserver: HTTPServer, bonita: FakeBonita
+):
+    # A live case in state "error" maps to FAILED (an ended state) but is still live: its key is a
+    # caseVariable, not an archivedCaseVariable.
+    httpserver.expect_request(f"{BASE}/API/bpm/process/8801").respond_with_json(DEFINITION)
+    httpserver.expect_request(f"{BASE}/API/bpm/case").respond_with_json(
+        [{**CASE, "id": "21", "state": "error"}]
+    )
+    httpserver.expect_request(f"{BASE}/API/bpm/archivedCase").respond_with_json([])
+    httpserver.expect_request(f"{BASE}/API/bpm/caseVariable/21/invoiceRef").respond_with_json(
+        {"name": "invoiceRef", "value": "INV-5", "type": "java.lang.String", "case_id": "21"}
+    )
+    hook = make_hook(httpserver, business_key_variable="invoiceRef")
+    found = hook.find_process_by_business_key("8801", "INV-5")
+    assert found is not None and found.id == "21" and found.state is ProcessState.FAILED
+    assert bonita.requests("archivedCaseVariable") == []
 
 
 def test_find_by_business_key_returns_none_when_no_case_has_it(httpserver: HTTPServer, bonita: FakeBonita):
@@ -753,6 +831,68 @@ def test_find_processes_searches_live_then_archived_by_state(httpserver: HTTPSer
         hook.find_processes(title="x")
 
 
+def test_find_processes_failed_or_cancelled_also_searches_live_cases(
+    httpserver: HTTPServer, bonita: FakeBonita
+):
+    # ProcessInstance.yaml: a live case can be in "error" (FAILED) or "aborting" (CANCELLED).
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/case", query_string=qs(("p", 0), ("c", 100), ("d", "processDefinitionId"))
+    ).respond_with_json(
+        [
+            {**CASE, "id": "1"},
+            {**CASE, "id": "2", "state": "error"},
+            {**CASE, "id": "3", "state": "aborting"},
+        ]
+    )
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/archivedCase", query_string=qs(("p", 0), ("c", 100), ("d", "processDefinitionId"))
+    ).respond_with_json(
+        [
+            {**CASE, "id": "60", "sourceObjectId": "4", "state": "error"},
+            {**CASE, "id": "61", "sourceObjectId": "5", "state": "aborted"},
+        ]
+    )
+    hook = make_hook(httpserver)
+    assert [p.id for p in hook.find_processes(states=["FAILED"])] == ["2", "4"]
+    assert [p.id for p in hook.find_processes(states=["CANCELLED"])] == ["3", "5"]
+    assert [p.id for p in hook.find_processes(states=["RUNNING"])] == ["1"]
+    paths = [r.path.rsplit("/", 1)[1] for r in bonita.requests()]
+    assert paths == ["case", "archivedCase", "case", "archivedCase", "case"]
+
+
+def test_find_processes_by_key_reads_live_failed_cases_from_case_variables(
+    httpserver: HTTPServer, bonita: FakeBonita
+):
+    httpserver.expect_request(f"{BASE}/API/bpm/case").respond_with_json(
+        [{**CASE, "id": "2", "state": "error"}]
+    )
+    httpserver.expect_request(f"{BASE}/API/bpm/archivedCase").respond_with_json([])
+    httpserver.expect_request(f"{BASE}/API/bpm/caseVariable/2/invoiceRef").respond_with_json(
+        {"name": "invoiceRef", "value": "INV-7", "type": "java.lang.String", "case_id": "2"}
+    )
+    hook = make_hook(httpserver, business_key_variable="invoiceRef")
+    found = list(hook.find_processes(states=["FAILED"], business_key="INV-7"))
+    assert [(p.id, p.state) for p in found] == [("2", ProcessState.FAILED)]
+    assert bonita.requests("archivedCaseVariable") == []
+
+
+def test_find_processes_lists_a_case_that_ends_between_the_searches_once(
+    httpserver: HTTPServer, bonita: FakeBonita
+):
+    # Case 7 is RUNNING when live cases are searched and archived COMPLETED by the second search.
+    httpserver.expect_request(f"{BASE}/API/bpm/case").respond_with_json([{**CASE, "id": "7"}])
+    httpserver.expect_request(f"{BASE}/API/bpm/archivedCase").respond_with_json(
+        [
+            {**CASE, "id": "70", "sourceObjectId": "7", "state": "completed"},
+            {**CASE, "id": "71", "sourceObjectId": "8", "state": "completed"},
+        ]
+    )
+    hook = make_hook(httpserver)
+    assert [(p.id, p.state.value) for p in hook.find_processes()] == [("7", "RUNNING"), ("8", "COMPLETED")]
+    # A live case left out by the state filter is still found once it has ended.
+    assert [p.id for p in hook.find_processes(states=["SUSPENDED", "COMPLETED"])] == ["7", "8"]
+
+
 def test_cancel_of_an_ended_case_is_a_no_op(httpserver: HTTPServer, bonita: FakeBonita, logs):
     httpserver.expect_request(f"{BASE}/API/bpm/case/1001", method="PUT").respond_with_json(
         {"message": "nf"}, status=404
@@ -774,6 +914,74 @@ def test_ids_that_could_change_the_path_are_refused(httpserver: HTTPServer, boni
     with pytest.raises(BpmConfigError, match="task id"):
         hook.complete_task("1?assign=true", {})
     assert bonita.requests() == []
+
+
+PATH_CALLS = {
+    "case id": [
+        lambda h, v: h.get_process(v),
+        lambda h, v: h.cancel_process(v),
+        lambda h, v: h.delete_case(v),
+        lambda h, v: h.get_case_variable(v, "amount"),
+        lambda h, v: h.update_case_variable(v, "amount", "1"),
+        lambda h, v: h.get_archived_case_variable(v, "amount"),
+    ],
+    "task id": [
+        lambda h, v: h.get_task(v),
+        lambda h, v: h.claim_task(v, "4"),
+        lambda h, v: h.complete_task(v, {}),
+        lambda h, v: h.get_task_contract(v),
+    ],
+    "document id": [
+        lambda h, v: h.get_document(v),
+        lambda h, v: h.delete_document(v),
+        lambda h, v: h.update_document(v, url="http://example.com/a.pdf"),
+    ],
+    "activity id": [
+        lambda h, v: h.get_activity_variable(v, "amount"),
+        lambda h, v: h.get_archived_activity_variable(v, "amount"),
+    ],
+}
+
+
+@pytest.mark.parametrize("bad", [".", "..", "...", "1.2", "1/..", "abc", "-1", "", " ", "١٢"])
+@pytest.mark.parametrize("what", sorted(PATH_CALLS))
+def test_only_digits_are_ids_so_dots_never_reach_a_path(
+    httpserver: HTTPServer, bonita: FakeBonita, what: str, bad: str
+):
+    # requests normalises "userTask/../execution" to "/API/bpm/execution": "." and ".." (which the
+    # spec's loose path pattern allows) must never be sent; Bonita's ids are numbers.
+    hook = make_hook(httpserver)
+    for call in PATH_CALLS[what]:
+        with pytest.raises(BpmConfigError, match=f"{what} must be a Bonita id \\(digits only\\)"):
+            call(hook, bad)
+    assert httpserver.log == []  # not even a login
+
+
+@pytest.mark.parametrize("name", [".", "..", "....", "a/b", "../x", ""])
+def test_variable_names_that_could_change_the_path_are_refused(
+    httpserver: HTTPServer, bonita: FakeBonita, name: str
+):
+    hook = make_hook(httpserver)
+    calls = [
+        lambda: hook.get_case_variable("1", name),
+        lambda: hook.update_case_variable("1", name, "x"),
+        lambda: hook.get_archived_case_variable("1", name),
+        lambda: hook.get_activity_variable("1", name),
+        lambda: hook.get_archived_activity_variable("1", name),
+    ]
+    for call in calls:
+        with pytest.raises(BpmConfigError, match="variable name must be non-empty"):
+            call()
+    assert httpserver.log == []
+
+
+def test_variable_names_with_dots_inside_are_sent_encoded(httpserver: HTTPServer, bonita: FakeBonita):
+    httpserver.expect_request(f"{BASE}/API/bpm/caseVariable/1/a.b c").respond_with_json(
+        {"name": "a.b c", "value": "x", "type": "java.lang.String"}
+    )
+    assert make_hook(httpserver).get_case_variable("1", "a.b c").value == "x"
+    (sent,) = bonita.requests()
+    assert sent.environ["RAW_URI"] == f"{BASE}/API/bpm/caseVariable/1/a.b%20c"
 
 
 # ---- tasks ------------------------------------------------------------------------------------------
@@ -805,6 +1013,71 @@ def test_list_tasks_filters_case_ready_and_name_over_pages(httpserver: HTTPServe
     assert [(t.id, t.assignee, t.process_instance_id, t.state) for t in found] == [
         ("20000", "4", "1001", "ready"), ("20001", None, "1001", "ready"), ("20002", None, "1001", "ready"),
     ]  # fmt: skip
+    httpserver.check_assertions()
+
+
+def assert_session_get(request: WRequest) -> None:
+    """A GET of the session: no query, no body, the session cookie and the token header."""
+    assert request.method == "GET"
+    assert request.query_string == b""
+    assert request.get_data() == b""
+    assert request.cookies["JSESSIONID"] == "S1"
+    assert request.headers["X-Bonita-API-Token"] == TOKEN
+    assert "Authorization" not in request.headers
+
+
+def test_get_task_reads_the_human_task(httpserver: HTTPServer, bonita: FakeBonita):
+    # API@bpm@humanTask@{id}.yaml: GET, path id only; the body is HumanTask.yaml (its example).
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/humanTask/20004", method="GET", query_string=""
+    ).respond_with_json(
+        {"id": 20004, "name": "Analyse case", "displayName": "Analyse case", "state": "ready",
+         "type": "USER_TASK", "assigned_id": None, "caseId": 1002, "rootContainerId": 1002,
+         "processId": 5826139717723008213, "priority": "normal"}
+    )  # fmt: skip
+    task = make_hook(httpserver).get_task("20004")
+    assert (task.id, task.name, task.process_instance_id, task.assignee, task.state) == (
+        "20004", "Analyse case", "1002", None, "ready",
+    )  # fmt: skip
+    (request,) = bonita.requests()
+    assert request.path == f"{BASE}/API/bpm/humanTask/20004"
+    assert_session_get(request)
+    httpserver.check_assertions()
+
+
+def test_get_task_contract_reads_inputs_and_constraints(httpserver: HTTPServer, bonita: FakeBonita):
+    # API@bpm@userTask@{id}@contract.yaml: GET, path id only; the body is Contract.yaml.
+    contract = {
+        "inputs": [{"name": "approved", "type": "BOOLEAN", "multiple": "false", "description": "",
+                    "inputs": []}],
+        "constraints": [{"name": "approved", "expression": "approved != null",
+                         "explanation": "approved is mandatory", "inputNames": ["approved"]}],
+    }  # fmt: skip
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/userTask/20004/contract", method="GET", query_string=""
+    ).respond_with_json(contract)
+    assert make_hook(httpserver).get_task_contract("20004") == contract
+    (request,) = bonita.requests()
+    assert request.path == f"{BASE}/API/bpm/userTask/20004/contract"
+    assert_session_get(request)
+    httpserver.check_assertions()
+
+
+def test_get_process_contract_resolves_the_definition_first(httpserver: HTTPServer, bonita: FakeBonita):
+    # API@bpm@process.yaml search for the latest enabled version, then
+    # API@bpm@process@{id}@contract.yaml: GET, path id only; the body is Contract.yaml.
+    contract = {"inputs": [{"name": "amount", "type": "DECIMAL", "multiple": "false"}], "constraints": []}
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/process", method="GET", query_string=LATEST_ENABLED_EXPENSE
+    ).respond_with_json([DEFINITION])
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/process/8801/contract", method="GET", query_string=""
+    ).respond_with_json(contract)
+    assert make_hook(httpserver).get_process_contract("Expense report") == contract
+    search, request = bonita.requests()
+    assert search.path == f"{BASE}/API/bpm/process"
+    assert request.path == f"{BASE}/API/bpm/process/8801/contract"
+    assert_session_get(request)
     httpserver.check_assertions()
 
 
@@ -932,7 +1205,6 @@ def test_activity_variables(httpserver: HTTPServer, bonita: FakeBonita):
             {"type": "java.util.Date", "value": "Fri Mar 01 09:30:05 UTC 2024"},
         ),
         (date(2024, 12, 25), {}, {"type": "java.util.Date", "value": "Wed Dec 25 00:00:00 UTC 2024"}),
-        (("java.lang.String", None), {}, {"type": "java.lang.String", "value": None}),
     ],
 )
 def test_update_case_variable_sends_java_type_and_text(
@@ -950,7 +1222,6 @@ def test_update_case_variable_sends_java_type_and_text(
     ("value", "kwargs", "message"),
     [
         ([1, 2], {}, "cannot send a list"),
-        (None, {}, "needs an explicit type"),
         (1.5, {"java_type": "java.lang.Float"}, "not a type Bonita can update"),
         ("x", {"java_type": "Integer"}, "cannot be sent as java.lang.Integer"),
         (2**40, {"java_type": "Integer"}, "does not fit"),
@@ -962,6 +1233,25 @@ def test_update_case_variable_refuses_what_bonita_cannot_take(
     with pytest.raises(BpmConfigError, match=message):
         make_hook(httpserver).update_case_variable("1", "myVar", value, **kwargs)
     assert bonita.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs"),
+    [
+        (None, {}),
+        (None, {"java_type": "java.lang.String"}),
+        (("java.lang.String", None), {}),
+        (("Long", None), {}),
+    ],
+)
+def test_update_case_variable_refuses_none(httpserver: HTTPServer, bonita: FakeBonita, value, kwargs):
+    # ProcessInstanceVariableUpdateRequest.yaml: value is a string, not nullable; nothing clears a variable.
+    with pytest.raises(BpmValidationError) as info:
+        make_hook(httpserver).update_case_variable("1", "myVar", value, **kwargs)
+    text = str(info.value)
+    assert "'myVar'" in text and "None" in text and "bonita_test" in text
+    assert "PUT /API/bpm/caseVariable/1/myVar" in text
+    assert httpserver.log == []
 
 
 # ---- documents (seed 001) -------------------------------------------------------------------------

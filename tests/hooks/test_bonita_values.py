@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from airflow_bpm_provider.exceptions import BpmConfigError, BpmServerError
+from airflow_bpm_provider.exceptions import BpmConfigError, BpmServerError, BpmValidationError
 from airflow_bpm_provider.hooks import bonita_values as bv
 from airflow_bpm_provider.models import ProcessState
 
@@ -72,6 +72,15 @@ def test_to_java_bounds_and_names():
         bv.to_java(1, java_type="java.math.BigDecimal")
     with pytest.raises(BpmConfigError, match=r"cannot be sent as java\.lang\.Double"):
         bv.to_java(float("nan"), java_type="Double")
+
+
+@pytest.mark.parametrize(
+    ("value", "java_type"), [(None, None), (None, "String"), (("java.lang.Long", None), None)]
+)
+def test_to_java_refuses_none(value, java_type):
+    # ProcessInstanceVariableUpdateRequest.yaml: "value" is a string; the spec has no null to clear with.
+    with pytest.raises(BpmValidationError, match="'amount': Bonita cannot set a case variable to None"):
+        bv.to_java(value, java_type=java_type, variable="amount")
 
 
 def test_error_bodies():
