@@ -42,6 +42,7 @@ class BpmHook(BaseHook, abc.ABC):
     conn_type = ""
     hook_name = ""
     system = "BPM"
+    session_cookies: tuple[str, ...] = ()  # cookies that carry a session: as secret as a password
 
     def __init__(
         self,
@@ -255,8 +256,16 @@ class BpmHook(BaseHook, abc.ABC):
     # ---- errors -----------------------------------------------------------------------------
 
     def _secrets(self) -> tuple[str, ...]:
-        """Everything no log line or error may show; session dialects add their cookies and tokens."""
-        return self.settings.secrets
+        """Everything no log line or error may show: the connection's secrets, the session's extra
+        headers (a CSRF token) and the cookies named in ``session_cookies`` (servers echo them)."""
+        values = list(self.settings.secrets)
+        for transport in (self._transport, self._async_transport):
+            if transport is None:
+                continue
+            values.extend((transport.session_headers or {}).values())
+            for name in self.session_cookies:
+                values.extend(transport.cookie_values(name))
+        return tuple(values)
 
     def _server_message(self, reply: Reply) -> str:
         """The server's own explanation; dialects with a known error body override this."""

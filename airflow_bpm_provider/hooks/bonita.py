@@ -43,6 +43,7 @@ from airflow_bpm_provider.models import ProcessFile, ProcessInstance, ProcessSta
 if TYPE_CHECKING:
     from airflow_bpm_provider.hooks.http import AsyncTransport, SyncTransport
 
+SESSION_COOKIE = "JSESSIONID"
 TOKEN_NAME = "X-Bonita-API-Token"  # cookie set by /loginservice, header on every call (openapi.yaml security)
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_BUSINESS_KEY_SCAN = 500
@@ -76,6 +77,7 @@ class BonitaHook(BonitaDataMixin, BpmHook):
     conn_type = "bonita"
     hook_name = "Bonita"
     system = "Bonita"
+    session_cookies = (SESSION_COOKIE, TOKEN_NAME)
     default_conn_name = "bonita_default"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -157,6 +159,8 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         if reply.status != 204:
             raise self._login_refused(reply.status, f"expected HTTP 204, got {reply.status}")
         self._session_info = None
+        if session_id := reply.cookies.get(SESSION_COOKIE):
+            self._mask(session_id)
         token = reply.cookies.get(TOKEN_NAME) or reply.headers.get(TOKEN_NAME)
         if token:
             self._mask(token)

@@ -198,7 +198,11 @@ class SyncTransport:
         return reply
 
     def cookie(self, name: str) -> str | None:
-        return self.session.cookies.get(name)
+        return next(iter(self.cookie_values(name)), None)
+
+    def cookie_values(self, name: str) -> list[str]:
+        """Every value held for ``name`` (a server may set one cookie name for two paths)."""
+        return [cookie.value for cookie in self.session.cookies if cookie.name == name and cookie.value]
 
     def clear_cookies(self) -> None:
         self.session.cookies.clear()
@@ -248,7 +252,10 @@ class AsyncTransport:
         )
 
     def cookie(self, name: str) -> str | None:
-        return self.client.cookies.get(name)
+        return next(iter(self.cookie_values(name)), None)
+
+    def cookie_values(self, name: str) -> list[str]:
+        return [cookie.value for cookie in self.client.cookies.jar if cookie.name == name and cookie.value]
 
     def clear_cookies(self) -> None:
         self.client.cookies.clear()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from itertools import count
@@ -56,7 +56,7 @@ from airflow_bpm_provider.hooks.yuuvis_mapping import (
 from airflow_bpm_provider.models import ProcessFile, ProcessInstance, ProcessState, Task
 
 if TYPE_CHECKING:
-    from http.cookiejar import Cookie
+    pass
 
 API = "/bpm-engine/api"
 DMS_OBJECTS = "/api/dms/objects"
@@ -91,6 +91,7 @@ class YuuvisBpmHook(BpmHook):
     conn_type = "yuuvis_bpm"
     hook_name = "yuuvis Momentum BPM engine"
     system = "yuuvis Momentum"
+    session_cookies = (SESSION_COOKIE,)
 
     # ---- connection -------------------------------------------------------------------------
 
@@ -131,21 +132,6 @@ class YuuvisBpmHook(BpmHook):
 
     def _auth_headers(self, request: Request, session: Mapping[str, str] | None) -> dict[str, str]:
         return {**super()._auth_headers(request, session), TENANT_HEADER: self.tenant}
-
-    def _secrets(self) -> tuple[str, ...]:
-        """The connection's secrets plus every gateway session cookie value held (a gateway may
-        echo request headers back in an error)."""
-        return (*super()._secrets(), *self._session_cookies())
-
-    def _session_cookies(self) -> list[str]:
-        # Iterating the jars, not jar.get(): the gateway may set GWSESSIONID for two paths, and
-        # get() then raises a conflict error inside the error handling that called us.
-        jars: list[Iterable[Cookie]] = []
-        if self._transport is not None:
-            jars.append(self._transport.session.cookies)
-        if self._async_transport is not None:
-            jars.append(self._async_transport.client.cookies.jar)
-        return [c.value for jar in jars for c in jar if c.name == SESSION_COOKIE and c.value]
 
     def _error_details(self, reply: Reply) -> list[str]:
         if reply.status == 401:
