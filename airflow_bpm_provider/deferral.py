@@ -18,6 +18,11 @@ from airflow_bpm_provider.models import ProcessInstance, ProcessState
 # only fires when the trigger is lost, e.g. its triggerer died and no other picked it up.
 DEFER_MARGIN = timedelta(minutes=5)
 
+# How long a deferred wait may take when nothing else limits it: the same 7 days as the
+# default timeout of Airflow's sensors. Every deferral gets a timeout, so a lost trigger cannot
+# leave its task deferred forever.
+DEFAULT_WAIT = timedelta(days=7)
+
 # A trigger shares the triggerer with many others: a zero interval would poll in a tight loop.
 MIN_POLL_INTERVAL = 1.0
 

@@ -54,7 +54,9 @@ class BpmStartProcessOperator(BaseOperator):
     :param target_states: states that end the wait successfully
     :param failure_states: states that fail the task
     :param poll_interval: seconds between polls
-    :param timeout: seconds to wait at most (None: no limit beyond the task's execution_timeout)
+    :param timeout: seconds to wait at most. None: the task's ``execution_timeout`` limits a
+        polling wait, if set; a deferred wait takes ``execution_timeout``, or else 7 days
+        (:data:`~airflow_bpm_provider.deferral.DEFAULT_WAIT`, as a sensor's default timeout)
     :param deferrable: wait in the triggerer instead of a worker slot (default: Airflow's
         ``[operators] default_deferrable``). The process is started on the worker, its id and URL
         pushed, and its state checked once; only a process still running is handed to
@@ -199,14 +201,14 @@ class BpmStartProcessOperator(BaseOperator):
     def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
-    def _wait_budget(self) -> float | None:
-        """Seconds the wait may take: ``timeout``, else ``execution_timeout`` (a deferred task's
-        running time does not count towards that in Airflow 3), else no limit."""
+    def _wait_budget(self) -> float:
+        """Seconds a deferred wait may take: ``timeout``, else ``execution_timeout`` (a deferred
+        task's running time does not count towards that in Airflow 3), else DEFAULT_WAIT."""
         if self.timeout is not None:
             return self.timeout
         if isinstance(self.execution_timeout, timedelta):
             return self.execution_timeout.total_seconds()
-        return None
+        return deferral.DEFAULT_WAIT.total_seconds()
 
     def _check_then_defer(self, hook: BpmHook, instance_id: str, url: str | None) -> None:
         """Returns when the process is already in a target state; otherwise defers (or raises)."""
@@ -214,6 +216,12 @@ class BpmStartProcessOperator(BaseOperator):
             return
         from airflow_bpm_provider.triggers.process import BpmProcessStateTrigger
 
+        if self.timeout is None and not isinstance(self.execution_timeout, timedelta):
+            self.log.info(
+                "Neither timeout nor execution_timeout is set: waiting at most %s for %s",
+                deferral.DEFAULT_WAIT,
+                ", ".join(self.target_states),
+            )
         budget = deferral.Budget.starting_now(self._wait_budget())
         self.defer(
             trigger=BpmProcessStateTrigger(

@@ -93,8 +93,8 @@ class BpmTaskSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        with self.get_hook() as hook:
-            done, xcom_value = deferral.first_poke(self, lambda: self._check(hook))
+        # poke() builds the hook inside the check: a missing connection is judged as in poke mode
+        done, xcom_value = deferral.first_poke(self, lambda: self.poke(context))
         if done:
             return xcom_value
         from airflow_bpm_provider.triggers.task import BpmTaskTrigger

@@ -12,6 +12,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_bpm_provider.deferral import ERROR, FAILED, SUCCESS, TIMEOUT
 from airflow_bpm_provider.exceptions import BpmConnectionError, BpmError, BpmRateLimited, BpmServerError
+from airflow_bpm_provider.hooks.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from airflow_bpm_provider.hooks.base import BpmHook
@@ -24,6 +25,12 @@ __all__ = ["ERROR", "FAILED", "SUCCESS", "TIMEOUT", "BpmPollingTrigger", "Readin
 # A poll under way when the deadline passes may finish (its answer may be the one awaited), but
 # a poll stuck in retries must not hold the timeout back for long.
 DEADLINE_GRACE = 30.0
+
+# Airflow's default [triggerer] on_kill_timeout; on_kill ends this much earlier to log its outcome.
+ON_KILL_TIMEOUT = 30.0
+ON_KILL_MARGIN = 5.0
+# A kill is a user waiting for the task to end: one quick retry, no long Retry-After waits.
+KILL_RETRY_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=1.0, max_retry_after=5.0)
 
 
 @dataclass(frozen=True)
@@ -145,21 +152,42 @@ class BpmPollingTrigger(BaseTrigger):
         """A user killed the waiting task: cancel the process when the operator asked for that.
 
         Not in ``cleanup``: that also runs when a triggerer stops or hands the trigger over.
+        Airflow waits ``[triggerer] on_kill_timeout`` seconds for this; the cancel uses a short
+        retry policy and gives up a little earlier, so what happened is logged here.
         """
         if not self.cancel_on_kill:
             return
+        budget = on_kill_budget()
+        try:
+            await asyncio.wait_for(self._cancel(), timeout=budget)
+        except TimeoutError:
+            self.log.warning(
+                "Cancelling process %s did not finish within %.0f s; it may or may not be cancelled",
+                self.process_instance_id,
+                budget,
+            )
+        except BpmError as exc:
+            self.log.warning("Could not cancel process %s: %s", self.process_instance_id, exc)
+        else:
+            self.log.info("Cancelled process %s because its task was killed", self.process_instance_id)
+
+    async def _cancel(self) -> None:
         from airflow_bpm_provider.hooks.registry import aget_bpm_hook
 
-        hook = await aget_bpm_hook(self.bpm_conn_id)
+        hook = await aget_bpm_hook(self.bpm_conn_id, retry_policy=KILL_RETRY_POLICY)
 
         def cancel() -> None:
             with hook:
                 hook.cancel_process(self.process_instance_id)
 
-        try:
-            # Cancelling is rare and sync-only in the hooks; a thread keeps the event loop free.
-            await asyncio.to_thread(cancel)
-        except BpmError as exc:
-            self.log.warning("Could not cancel process %s: %s", self.process_instance_id, exc)
-            return
-        self.log.info("Cancelled process %s because its task was killed", self.process_instance_id)
+        # Cancelling is rare and sync-only in the hooks; a thread keeps the event loop free. A
+        # cancel still under way when on_kill gives up goes on in its thread; only the wait ends.
+        await asyncio.to_thread(cancel)
+
+
+def on_kill_budget() -> float:
+    """Seconds :meth:`BpmPollingTrigger.on_kill` may take: a little less than Airflow allows."""
+    from airflow.providers.common.compat.sdk import conf
+
+    limit = conf.getfloat("triggerer", "on_kill_timeout", fallback=ON_KILL_TIMEOUT)
+    return max(limit - ON_KILL_MARGIN, limit / 2)

@@ -12,7 +12,11 @@ if TYPE_CHECKING:
 
 
 class BpmTaskTrigger(BpmPollingTrigger):
-    """Success once a matching task is open (the first, when several); failed when the process ended."""
+    """Success once a matching task is open (the first, when several); failed when the process ended.
+
+    Every event carries the process instance as last read ("instance", "url"); success also
+    carries the task ("task").
+    """
 
     def __init__(
         self, bpm_conn_id: str, process_instance_id: str, *, task_name: str | None = None, **kwargs: Any
@@ -26,19 +30,19 @@ class BpmTaskTrigger(BpmPollingTrigger):
     async def _poll(self, hook: BpmHook) -> Reading:
         pid = self.process_instance_id
         tasks = await hook.alist_tasks(process_instance_id=pid, name=self.task_name)
+        # Read after the task list: an instance that ended after that read had no open task when it
+        # was read, and an ended instance never opens one. On success it is the final instance data.
+        instance = await hook.aget_process(pid)
+        # "url" as the sync path shows it: some systems only know the UI address, not the instance
+        data = {"instance": instance.to_dict(), "url": instance.url or hook.ui_url(instance.id)}
         if tasks:
             task = tasks[0]
             return Reading(
                 SUCCESS,
                 f"task {task.id} ({task.name}) is open in process instance {pid}",
-                {"task": task.to_dict()},
+                {"task": task.to_dict(), **data},
             )
-        # Read after the task list: an instance that ended after that read had no open task when it
-        # was read, and an ended instance never opens one.
-        instance = await hook.aget_process(pid)
         what = f"task {self.task_name!r}" if self.task_name else "an open task"
-        # "url" as the sync path shows it: some systems only know the UI address, not the instance
-        data = {"instance": instance.to_dict(), "url": instance.url or hook.ui_url(instance.id)}
         if instance.ended:
             return Reading(FAILED, f"{describe(instance)}: {what} will never arrive", data)
         return Reading(None, f"no {what.removeprefix('an ')} yet; {describe(instance)}", data)

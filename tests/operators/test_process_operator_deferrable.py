@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import memory_bpm
@@ -13,7 +15,7 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from airflow_runtime import context_for, run
 from trigger_events import run_trigger
 
-from airflow_bpm_provider.deferral import DEFER_MARGIN
+from airflow_bpm_provider.deferral import DEFAULT_WAIT, DEFER_MARGIN
 from airflow_bpm_provider.models import ProcessState
 from airflow_bpm_provider.operators.process import BpmStartProcessOperator
 
@@ -23,6 +25,13 @@ def expense(bpm):
     bpm.define("expense", "Expense report", ["Review", "Approve"])
     bpm.define("instant", "Nothing to do", [])  # completes as it starts
     return bpm
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Callable[[], str]:
+    """What was logged so far, whether Airflow's structlog set-up prints it or logging captures it."""
+    caplog.set_level(logging.INFO)
+    return lambda: caplog.text + capsys.readouterr().out
 
 
 def make(**kwargs) -> BpmStartProcessOperator:
@@ -89,11 +98,22 @@ def test_without_timeout_the_execution_timeout_bounds_the_wait(expense, supervis
     assert deferred.trigger.deadline == pytest.approx(time.time() + 7200, abs=5)
 
 
-def test_without_any_timeout_the_wait_is_unbounded(expense, supervisor):
+def test_without_any_timeout_the_wait_gets_the_default_budget_and_says_so(expense, supervisor, logs):
     op = make()
-    deferred = defer(op, context_for(op))
-    assert deferred.timeout is None
-    assert deferred.trigger.deadline is None
+    context = context_for(op)
+    deferred = defer(op, context)
+    assert timedelta(days=7) == DEFAULT_WAIT
+    assert deferred.timeout == DEFAULT_WAIT + DEFER_MARGIN
+    assert deferred.trigger.deadline == pytest.approx(time.time() + DEFAULT_WAIT.total_seconds(), abs=5)
+    assert "Neither timeout nor execution_timeout is set: waiting at most 7 days" in logs()
+    with pytest.raises(AirflowException, match=r"after waiting 604800\.0 s for COMPLETED"):
+        op.execute_complete(context, {"status": "timeout", "message": "the deadline passed"})
+
+
+def test_an_explicit_budget_logs_no_default(expense, supervisor, logs):
+    op = make(timeout=60)
+    defer(op, context_for(op))
+    assert "Neither timeout nor execution_timeout" not in logs()
 
 
 def test_a_process_that_completes_as_it_starts_never_defers(expense, supervisor):

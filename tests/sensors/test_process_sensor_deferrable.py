@@ -229,3 +229,32 @@ def test_through_airflows_resume_soft_fail_also_skips_errors_and_a_lost_trigger(
     strict = make(process_instance_id=instance.id)
     with pytest.raises(AirflowSensorTimeout):
         strict.resume_execution("__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, context)
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_a_missing_connection_under_never_fail_skips_in_either_mode(supervisor, deferrable):
+    with DAG("bpm_wait", schedule=None):
+        sensor = BpmProcessStateSensor(
+            task_id="wait",
+            bpm_conn_id="no_such_bpm",
+            process_instance_id="1",
+            never_fail=True,
+            deferrable=deferrable,
+        )
+    with pytest.raises(AirflowSkipException):
+        run(sensor, context_for(sensor))
+
+
+def test_a_missing_connection_under_silent_fail_still_defers(supervisor):
+    # the trigger then reports the missing connection itself, as an error event
+    with DAG("bpm_wait", schedule=None):
+        sensor = BpmProcessStateSensor(
+            task_id="wait",
+            bpm_conn_id="no_such_bpm",
+            process_instance_id="1",
+            silent_fail=True,
+            deferrable=True,
+        )
+    deferred = defer(sensor)
+    assert deferred.trigger.bpm_conn_id == "no_such_bpm"
+    assert run_trigger(deferred.trigger)["status"] == "error"

@@ -154,3 +154,45 @@ def test_soft_fail_skips_a_timeout_event(bpm, instance, supervisor):
 def test_the_trigger_built_by_the_sensor_is_a_task_trigger(bpm, instance, supervisor):
     deferred = defer(make(process_instance_id=instance.id, task_name="Approve"))
     assert isinstance(deferred.trigger, BpmTaskTrigger)
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_a_missing_connection_under_never_fail_skips_in_either_mode(supervisor, deferrable):
+    with DAG("bpm_task_wait", schedule=None):
+        sensor = BpmTaskSensor(
+            task_id="wait_task",
+            bpm_conn_id="no_such_bpm",
+            process_instance_id="1",
+            never_fail=True,
+            deferrable=deferrable,
+        )
+    with pytest.raises(AirflowSkipException):
+        run(sensor, context_for(sensor))
+
+
+def test_a_missing_connection_under_silent_fail_still_defers(supervisor):
+    with DAG("bpm_task_wait", schedule=None):
+        sensor = BpmTaskSensor(
+            task_id="wait_task",
+            bpm_conn_id="no_such_bpm",
+            process_instance_id="1",
+            silent_fail=True,
+            deferrable=True,
+        )
+    assert defer(sensor).trigger.bpm_conn_id == "no_such_bpm"
+
+
+def test_the_success_event_carries_the_instance_but_the_xcom_stays_the_task_id(bpm, instance, supervisor):
+    sensor = make(process_instance_id=instance.id, task_name="Approve")
+    context = context_for(sensor)
+    deferred = defer(sensor, context)
+    bpm.complete(bpm.open_tasks(instance.id)[0].id, {})  # Review done: Approve opens
+
+    event = run_trigger(deferred.trigger)
+
+    assert event["instance"]["id"] == instance.id
+    assert event["instance"]["state"] == "RUNNING"
+    assert event["url"] == f"{memory_bpm.HOST}/process/{instance.id}"
+    approve = bpm.open_tasks(instance.id)[0].id
+    assert event["task"]["id"] == approve
+    assert sensor.resume_execution(deferred.method_name, {"event": event}, context) == approve

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,8 +40,8 @@ class System:
 SYSTEMS = [
     System("questetra", lambda url: {"conn_type": "questetra", "host": url}),
     System("dataspider", lambda url: {"conn_type": "questetra", "host": url + "/userweb"}),
-    System("activiti", lambda url: {"conn_type": "activiti", "host": url + "/flowable-rest/service"}),
-    System("flowable", lambda url: {"conn_type": "activiti", "host": url + "/bpmn"}),
+    System("flowable", lambda url: {"conn_type": "activiti", "host": url + "/flowable-rest/service"}),
+    System("activiti", lambda url: {"conn_type": "activiti", "host": url + "/bpmn"}),
     System(
         "yuuvis",
         lambda url: {"conn_type": "yuuvis_bpm", "host": url, "extra": {"tenant": "demo"}},
@@ -118,6 +119,13 @@ def connect(emu: CountingEmulator, system: System, monkeypatch: pytest.MonkeyPat
 @pytest.fixture
 def instance(emu: CountingEmulator, definition: ProcessDefinition, connect: Any) -> Instance:
     return emu.engine.start(definition, user=USER, title="waited for")
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Callable[[], str]:
+    """What was logged so far, whether Airflow's structlog set-up prints it or logging captures it."""
+    caplog.set_level(logging.INFO)
+    return lambda: caplog.text + capsys.readouterr().out
 
 
 def finish_task(emu: Emulator, instance: Instance) -> None:
@@ -268,17 +276,33 @@ def test_a_passed_deadline_still_checks_once(emu, instance, definition):
     assert asyncio.run(first_event(ended))["status"] == "success"
 
 
+def process_completed(emu: Emulator, instance: Instance) -> BpmPollingTrigger:
+    finish_task(emu, instance)
+    finish_task(emu, instance)
+    return BpmProcessStateTrigger(CONN_ID, str(instance.id), poll_interval=0.02, max_consecutive_errors=4)
+
+
+def task_open(emu: Emulator, instance: Instance) -> BpmPollingTrigger:
+    return BpmTaskTrigger(
+        CONN_ID, str(instance.id), task_name="Review", poll_interval=0.02, max_consecutive_errors=4
+    )
+
+
 @pytest.mark.parametrize("status", [500, 503])
-def test_server_errors_then_recovery(emu, instance, connect, status):
+@pytest.mark.parametrize(
+    ("awaited", "expected_state"),
+    [(process_completed, "COMPLETED"), (task_open, "RUNNING")],
+    ids=["process", "task"],
+)
+def test_server_errors_then_recovery(emu, instance, connect, status, awaited, expected_state):
     # One attempt per request: every injected error fails a whole poll, which the trigger counts.
     connect(max_retries=1)
-    finish_task(emu, instance)
-    finish_task(emu, instance)
+    trigger = awaited(emu, instance)
     emu.faults.add("", status, times=3)
-    trigger = BpmProcessStateTrigger(CONN_ID, str(instance.id), poll_interval=0.02, max_consecutive_errors=4)
     event = asyncio.run(first_event(trigger))
     assert event["status"] == "success"
-    assert event["instance"]["state"] == "COMPLETED"
+    assert event["instance"]["state"] == expected_state
+    assert emu.faults.take("GET", "/") is None  # all three errors were met, and polling went on
 
 
 def test_errors_that_do_not_stop_end_the_wait_with_an_error(emu, instance, connect):
@@ -327,6 +351,10 @@ def test_task_trigger_waits_for_the_named_task(emu, instance):
     assert event["task"]["id"] == str(approve.id)
     assert event["task"]["name"] == "Approve"
     assert event["process_instance_id"] == str(instance.id)
+    # the final instance data comes along, as read after the task was found
+    assert event["instance"]["id"] == str(instance.id)
+    assert event["instance"]["state"] == "RUNNING"
+    assert "url" in event
 
 
 def test_task_trigger_without_a_name_takes_the_open_task(emu, instance):
@@ -424,3 +452,145 @@ def test_a_poll_stuck_past_the_deadline_is_cut_short(emu, instance, monkeypatch)
     assert event["status"] == "timeout"
     assert event["message"].startswith("the deadline passed while polling")
     assert time.monotonic() - started < 4.0  # did not sit out the server's 5 s
+
+
+@pytest.mark.parametrize("system", SYSTEMS[:1], ids=["questetra"], indirect=True)
+def test_on_kill_gives_up_before_airflows_on_kill_timeout(emu, instance, monkeypatch, logs):
+    # Airflow cancels on_kill after [triggerer] on_kill_timeout; the trigger ends its own wait
+    # earlier (here 2 s allowed: 1 s) and logs that the outcome is unknown.
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT", "2")
+    assert polling.on_kill_budget() == 1.0
+    emu.faults.latency = 3.0
+    trigger = BpmProcessStateTrigger(CONN_ID, str(instance.id), cancel_on_kill=True)
+
+    async def kill() -> float:
+        started = time.monotonic()
+        await trigger.on_kill()
+        return time.monotonic() - started
+
+    took = asyncio.run(kill())
+    assert took < 2.0
+    assert f"Cancelling process {instance.id} did not finish within 1 s" in logs()
+
+
+def test_on_kill_budget_defaults_below_airflows_30_seconds(monkeypatch):
+    monkeypatch.delenv("AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT", raising=False)
+    assert polling.on_kill_budget() == 25.0
+
+
+@pytest.mark.parametrize("system", SYSTEMS[:1], ids=["questetra"], indirect=True)
+def test_on_kill_retries_briefly_whatever_the_connection_allows(emu, instance, connect, logs):
+    connect(max_retries=8, retry_delay=0.01, retry_max_delay=0.01)
+    emu.faults.add("", 429, times=1000, retry_after="0")  # 429: retried even for a non-idempotent stop
+    seen = len(emu.engine.requests)
+    asyncio.run(BpmProcessStateTrigger(CONN_ID, str(instance.id), cancel_on_kill=True).on_kill())
+    assert len(emu.engine.requests) - seen == polling.KILL_RETRY_POLICY.max_attempts == 2
+    assert not instance.ended
+    assert f"Could not cancel process {instance.id}: rate limited" in logs()
+
+
+# ---- the hook a trigger uses is built off the event loop -----------------------------------
+
+PROBE_MODULE = '''
+import threading
+
+from airflow_bpm_provider.hooks.questetra import QuestetraHook
+
+IMPORTED_IN = threading.get_ident()
+
+
+class ProbeHook(QuestetraHook):
+    """Questetra, under its own module, so a test sees which thread imported it."""
+'''
+
+
+@pytest.mark.parametrize("system", SYSTEMS[:1], ids=["questetra"], indirect=True)
+def test_the_hook_module_is_imported_off_the_event_loop(emu, instance, tmp_path, monkeypatch):
+    import sys
+    import threading
+
+    from airflow_bpm_provider.hooks import registry
+
+    (tmp_path / "bpm_probe_hook.py").write_text(PROBE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "bpm_probe_hook", raising=False)
+    monkeypatch.setitem(registry.HOOK_CLASSES, "bpm_probe", "bpm_probe_hook.ProbeHook")
+    fields = {"conn_type": "bpm_probe", "host": emu.url, "login": USER, "password": PASSWORD}
+    monkeypatch.setenv("AIRFLOW_CONN_PROBED", json.dumps(fields))
+
+    finish_task(emu, instance)
+    finish_task(emu, instance)
+    event = asyncio.run(first_event(BpmProcessStateTrigger("probed", str(instance.id))))
+
+    assert event["status"] == "success"  # the probe hook really served the wait
+    loop_thread = threading.get_ident()  # asyncio.run ran the event loop in this thread
+    assert sys.modules["bpm_probe_hook"].IMPORTED_IN not in (None, loop_thread)
+
+
+class TriggererComms:
+    """Answers MaskSecret as the triggerer's TriggerCommsDecoder does without a greenback portal.
+
+    A sync ``send`` from the event loop's own thread cannot wait for its answer there: the real
+    decoder raises (Airflow's ``mask_secret`` then swallows that, and the supervisor never hears
+    of the secret). From any other thread it hands the message to the loop and waits.
+    """
+
+    def __init__(self) -> None:
+        self.masked: list[Any] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_thread: int | None = None
+
+    def attach(self) -> None:
+        import threading
+
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
+
+    def send(self, msg: Any) -> Any:
+        import threading
+
+        assert self.loop is not None
+        if threading.get_ident() == self.loop_thread:
+            raise RuntimeError("Sync SDK methods cannot be called from a trigger's async def run()")
+        return asyncio.run_coroutine_threadsafe(self.asend(msg), self.loop).result()
+
+    async def asend(self, msg: Any) -> Any:
+        from airflow.sdk.execution_time.comms import MaskSecret
+
+        assert isinstance(msg, MaskSecret), f"the triggerer double does not answer {type(msg).__name__}"
+        self.masked.append(msg.value)
+        return None
+
+
+@pytest.mark.parametrize("system", SYSTEMS[:1], ids=["questetra"], indirect=True)
+def test_every_secret_reaches_the_triggerers_masker(emu, instance, monkeypatch):
+    import base64
+
+    from airflow.sdk.execution_time import task_runner
+
+    comms = TriggererComms()
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+    finish_task(emu, instance)
+    finish_task(emu, instance)
+
+    async def wait() -> dict[str, Any]:
+        comms.attach()
+        return await first_event(BpmProcessStateTrigger(CONN_ID, str(instance.id)))
+
+    assert asyncio.run(wait())["status"] == "success"
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert PASSWORD in comms.masked
+    assert basic in comms.masked  # the hook's own secret, registered from a worker thread
+
+
+@pytest.mark.parametrize("system", SYSTEMS[:1], ids=["questetra"], indirect=True)
+def test_the_async_lookup_takes_a_retry_policy_and_parses_the_settings_at_once(emu, connect):
+    from airflow_bpm_provider.hooks.registry import aget_bpm_hook, get_bpm_hook
+    from airflow_bpm_provider.hooks.retry import RetryPolicy
+
+    short = RetryPolicy(max_attempts=1)
+    hook = asyncio.run(aget_bpm_hook(CONN_ID, retry_policy=short))
+    assert hook.retry_policy is short
+    assert "settings" in vars(hook)  # cached: the event loop never parses nor masks
+    assert asyncio.run(aget_bpm_hook(CONN_ID)).retry_policy.max_attempts == FAST_RETRIES["max_retries"]
+    assert get_bpm_hook(CONN_ID, retry_policy=short).retry_policy is short
