@@ -85,6 +85,20 @@ class BpmHook(BaseHook, abc.ABC):
             max_attempts=s.max_retries, initial_delay=s.retry_delay, max_delay=s.retry_max_delay
         )
 
+    def _session_secrets(self, transport: SyncTransport | AsyncTransport) -> list[str]:
+        """What a login just gave this transport: extra headers and the named session cookies."""
+        values = list((transport.session_headers or {}).values())
+        for name in self.session_cookies:
+            values.extend(transport.cookie_values(name))
+        return values
+
+    @staticmethod
+    async def _amask(secret: str) -> None:
+        # On the triggerer's event loop the sync masker would need Airflow's greenback portal.
+        from airflow.sdk.log import amask_secret
+
+        await amask_secret(secret)
+
     @staticmethod
     def _mask(secret: str | None) -> None:
         if not secret:
@@ -161,6 +175,8 @@ class BpmHook(BaseHook, abc.ABC):
             if request.authenticate and transport.session_headers is None:
                 login = self._login_flow()
                 transport.session_headers = self._run(login) if login is not None else {}
+                for secret in self._session_secrets(transport):
+                    self._mask(secret)
             headers = self._headers_for(request, transport.session_headers)
             try:
                 reply = transport.send(request, headers)
@@ -194,6 +210,8 @@ class BpmHook(BaseHook, abc.ABC):
             if request.authenticate and transport.session_headers is None:
                 login = self._login_flow()
                 transport.session_headers = await self._arun(login) if login is not None else {}
+                for secret in self._session_secrets(transport):
+                    await self._amask(secret)
             headers = self._headers_for(request, transport.session_headers)
             try:
                 reply = await transport.send(request, headers)
@@ -260,11 +278,8 @@ class BpmHook(BaseHook, abc.ABC):
         headers (a CSRF token) and the cookies named in ``session_cookies`` (servers echo them)."""
         values = list(self.settings.secrets)
         for transport in (self._transport, self._async_transport):
-            if transport is None:
-                continue
-            values.extend((transport.session_headers or {}).values())
-            for name in self.session_cookies:
-                values.extend(transport.cookie_values(name))
+            if transport is not None:
+                values.extend(self._session_secrets(transport))
         return tuple(values)
 
     def _server_message(self, reply: Reply) -> str:

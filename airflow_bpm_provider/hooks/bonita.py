@@ -159,12 +159,9 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         if reply.status != 204:
             raise self._login_refused(reply.status, f"expected HTTP 204, got {reply.status}")
         self._session_info = None
-        if session_id := reply.cookies.get(SESSION_COOKIE):
-            self._mask(session_id)
         token = reply.cookies.get(TOKEN_NAME) or reply.headers.get(TOKEN_NAME)
         if token:
-            self._mask(token)
-            return {TOKEN_NAME: token}
+            return {TOKEN_NAME: token}  # the base hook masks it, with the session cookie
         # Servers with CSRF protection switched off set no token; their session cookie is enough.
         self.log.info("Bonita login of %r set no %s cookie; sending changes without it", s.login, TOKEN_NAME)
         return {}
