@@ -1,7 +1,10 @@
-"""WSO2 EI / Activiti / Flowable: deploy a BPMN model, run an order approval, export its files.
+"""WSO2 EI / Activiti / Flowable: run an order approval on a deployed BPMN model, export its files.
 
-1. ``deploy_model`` uploads ``example_activiti_order.bpmn20.xml`` (next to this file) as a new
-   deployment, so the DAG ships the model it runs;
+1. ``ensure_model`` makes sure ``example_activiti_order.bpmn20.xml`` (next to this file) is
+   deployed. WSO2 EI's REST API cannot deploy (a ``.bar`` goes in inside a Carbon application or
+   through the management console), so by default the task only checks that the model is there.
+   On Flowable or the Activiti REST webapp, trigger with ``{"deploy_model": true}`` and the task
+   uploads the model as a new version, so the DAG ships the model it runs;
 2. ``start_order`` starts ``activiti-order-approval`` with typed variables (retry-safe: the
    business key is the run id);
 3. ``wait_for_review`` waits for the "Review order" task; ``attach_documents`` stores the invoice
@@ -12,16 +15,18 @@
 
 Connection ``activiti_demo`` (type ``activiti``): the REST root as host (WSO2 EI
 ``https://host:9445/bpmn``, Flowable ``http://host:8080/flowable-rest/service``), login (a WSO2
-secondary user store login is ``DOMAIN/user``) and password; extra ``tenant_id`` on multi-tenant
-engines. The emulator's ``seed_activiti_demo`` provides all of it.
+secondary user store login is ``DOMAIN/user``) and password; extra ``tenant_id``, required on
+WSO2 EI (``-1234`` for the super tenant) and on multi-tenant engines. The emulator's
+``seed_activiti_demo`` provides all of it, playing WSO2 EI.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Param, task
 
 from airflow_bpm_provider.operators.files import BpmDownloadProcessFilesOperator
 from airflow_bpm_provider.operators.process import BpmStartProcessOperator
@@ -40,20 +45,42 @@ DELIVERY_NOTE = b"Delivery note for order 4711: 3 pallets, ACME GmbH, Hamburg.\n
 
 with DAG(
     dag_id="bpm_activiti_order",
-    description="WSO2 EI / Activiti / Flowable: deploy a model, approve an order, export its files",
+    description="WSO2 EI / Activiti / Flowable: approve an order on a deployed model, export its files",
     schedule=None,
     start_date=datetime(2024, 1, 1),
     catchup=False,
     tags=["bpm", "activiti", "flowable", "wso2", "example"],
+    params={
+        "deploy_model": Param(
+            False,
+            type="boolean",
+            description="Upload the model first (Flowable / Activiti REST; WSO2 EI cannot deploy via REST)",
+        )
+    },
 ) as dag:
 
     @task
-    def deploy_model() -> str:
-        """Upload the BPMN model shipped with this DAG; the engine makes it the latest version."""
+    def ensure_model(params: dict[str, Any] | None = None) -> str:
+        """The id of the deployment holding the order model; uploads it first when asked to."""
+        from airflow_bpm_provider.exceptions import BpmNotFound
         from airflow_bpm_provider.hooks.registry import get_bpm_hook
 
         with get_bpm_hook(CONN_ID) as hook:
-            return str(hook.deploy(MODEL)["id"])
+            if (params or {}).get("deploy_model"):
+                return str(hook.deploy(MODEL)["id"])
+            filters: dict[str, Any] = {"key": PROCESS, "latest": True}
+            if hook.tenant_id:
+                filters["tenantId"] = hook.tenant_id
+            definition = next(hook.list_process_definitions(**filters), None)
+            if definition is None:
+                raise BpmNotFound(
+                    f"process definition {PROCESS!r} is not deployed (tenant {hook.tenant_id or 'none'}): "
+                    f"deploy {MODEL.name} (on WSO2 EI as a .bar in a Carbon application), or trigger "
+                    'with {"deploy_model": true} on Flowable / Activiti',
+                    system=hook.system,
+                    conn_id=CONN_ID,
+                )
+            return str(definition["deploymentId"])
 
     start_order = BpmStartProcessOperator(
         task_id="start_order",
@@ -107,5 +134,5 @@ with DAG(
     )
 
     documents = attach_documents(INSTANCE_ID, "{{ ti.xcom_pull(task_ids='wait_for_review') }}")
-    deploy_model() >> start_order >> wait_for_review >> documents >> approve
+    ensure_model() >> start_order >> wait_for_review >> documents >> approve
     approve >> wait_until_completed >> export_files

@@ -8,7 +8,11 @@ One hook, three deployments; the connection's base URL carries the context root:
 
 Auth is HTTP Basic; a WSO2 user from a secondary user store logs in as ``DOMAIN/user``, which is
 sent verbatim. The ``tenant_id`` extra is sent where the API needs it: starting by key or message,
-queries by definition key, and deployments.
+queries by definition key, and deployments. WSO2 EI requires it when starting by key or message:
+its definitions belong to a tenant, ``-1234`` for the super tenant.
+
+Dates in query strings travel as ``2015-01-17T11:06:02Z`` (whole seconds: Activiti 5.21 and WSO2
+refuse fractions there); dates inside JSON bodies keep their milliseconds.
 
 Ended instances disappear from ``runtime/...``: :meth:`get_process` then reads
 ``history/historic-process-instances`` (the engine's history level must be ``activity`` or higher;
@@ -27,6 +31,7 @@ from urllib.parse import quote
 from airflow_bpm_provider.exceptions import (
     BpmConfigError,
     BpmConflict,
+    BpmError,
     BpmNotFound,
     BpmValidationError,
 )
@@ -40,6 +45,7 @@ from airflow_bpm_provider.hooks.activiti_variables import (
     BINARY_TYPES,
     convert_variables,
     format_date,
+    format_query_date,
     parse_date,
     python_value,
 )
@@ -66,6 +72,9 @@ TASK_FIELDS = frozenset(
 )
 # The engine answers 400 (not 404) when the definition or message to start does not exist.
 NOT_FOUND_ON_START = ("no processes deployed", "no deployed process definition", "no subscription to message")
+# WSO2 EI's 400 for a start by key or message without tenantId.
+TENANT_REQUIRED = "tenantid should be specified"
+TENANT_HINT = "set the connection extra tenant_id, e.g. -1234 on WSO2 EI"
 
 
 def _q(value: str) -> str:
@@ -261,19 +270,41 @@ class ActivitiHook(BpmHook):
         try:
             reply = self.request(request)
         except BpmValidationError as exc:
-            reason = (exc.server_message or "").lower()
-            if any(marker in reason for marker in NOT_FOUND_ON_START):
-                raise self._error(
-                    BpmNotFound,
-                    f"nothing to start for {by} {target!r}",
-                    request,
-                    status=exc.status,
-                    server_message=exc.server_message,
-                ) from exc
-            raise
+            refusal = self._start_refusal(exc, request, by, target, tenant_sent="tenantId" in body)
+            if refusal is None:
+                raise
+            raise refusal from exc
         instance = process_from_runtime(self._json(request, reply))
         self.log.info("Started %s %r: process instance %s", by, target, instance.id)
         return instance
+
+    def _start_refusal(
+        self, exc: BpmValidationError, request: Request, by: str, target: str, *, tenant_sent: bool
+    ) -> BpmError | None:
+        """The start's 400, explained: a missing definition is a BpmNotFound; a missing tenant says so."""
+        reason = (exc.server_message or "").lower()
+        if TENANT_REQUIRED in reason:
+            return self._error(
+                BpmValidationError,
+                f"starting by {by} needs a tenant id on this server: {TENANT_HINT}",
+                request,
+                status=exc.status,
+                server_message=exc.server_message,
+            )
+        if any(marker in reason for marker in NOT_FOUND_ON_START):
+            hint = (
+                ""
+                if tenant_sent or by == "id"
+                else f" (no tenant id was sent; if it is deployed for a tenant, {TENANT_HINT})"
+            )
+            return self._error(
+                BpmNotFound,
+                f"nothing to start for {by} {target!r}{hint}",
+                request,
+                status=exc.status,
+                server_message=exc.server_message,
+            )
+        return None
 
     def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
         path = f"/runtime/process-instances/{_q(instance_id)}"
@@ -332,7 +363,7 @@ class ActivitiHook(BpmHook):
         unknown = set(filters) - FIND_FILTERS
         if unknown:
             raise self._options_error("filter(s)", list(unknown), list(FIND_FILTERS))
-        states = _parse_states(filters.get("states"))
+        states = self._parse_states(filters.get("states"))
         criteria = self._history_criteria(filters, states)
         raw_query = filters.get("query")
         if raw_query is not None:
@@ -371,13 +402,36 @@ class ActivitiHook(BpmHook):
             criteria["processBusinessKey"] = str(filters["business_key"])
         for name, field in (("started_after", "startedAfter"), ("started_before", "startedBefore")):
             if filters.get(name) is not None:
-                criteria[field] = _date_param(filters[name], name, self.bpm_conn_id)
+                criteria[field] = self._date_param(filters[name], name)
         if states is not None:
             if states <= ENDED_STATES:
                 criteria["finished"] = True
             elif not states & ENDED_STATES:
                 criteria["finished"] = False
         return criteria
+
+    def _parse_states(self, value: Any) -> set[ProcessState] | None:
+        if value is None:
+            return None
+        values = [value] if isinstance(value, str | ProcessState) else list(value)
+        try:
+            return {ProcessState.parse(item) for item in values}
+        except ValueError as exc:
+            raise BpmConfigError(f"states: {exc}", system=self.system, conn_id=self.bpm_conn_id) from None
+
+    def _date_param(self, value: Any, name: str) -> str:
+        """A query date in the one form every engine parses; a string is normalised the same way."""
+        if isinstance(value, datetime | date):
+            return format_query_date(value)
+        parsed = parse_date(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise BpmConfigError(
+                f"{name} must be a datetime or an ISO 8601 string, got {value!r}",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        # Whole seconds only: Activiti 5.21 / WSO2 answer 400 to a fraction in a query date.
+        return format_query_date(parsed)
 
     def _merge_query(self, criteria: Mapping[str, Any], raw_query: Mapping[str, Any]) -> dict[str, Any]:
         clashes = sorted(set(criteria) & set(raw_query))
@@ -562,6 +616,11 @@ class ActivitiHook(BpmHook):
     ) -> dict[str, Any]:
         """Upload a ``.bpmn20.xml`` / ``.bpmn`` / ``.bar`` / ``.zip`` file as a new deployment.
 
+        Flowable and the Activiti REST webapp only: WSO2 EI's ``/bpmn`` API can list and read
+        deployments but not create them (HTTP 405, raised here as :class:`BpmConfigError`); on
+        WSO2 EI a ``.bar`` is deployed inside a Carbon application (``.car``) or uploaded in the
+        management console.
+
         The server names the deployment after the file; ``name`` is sent as ``deploymentName``,
         which Flowable honours and Activiti 5 ignores. Models are small, so the file is read whole
         (a retry can then send it again).
@@ -583,7 +642,20 @@ class ActivitiHook(BpmHook):
             params=params,
             files={"file": (file_name, content, content_type)},
         )
-        deployment = self._json(request, self.request(request))
+        try:
+            reply = self.request(request)
+        except BpmError as exc:
+            if exc.status != 405:
+                raise
+            raise self._error(
+                BpmConfigError,
+                "this server cannot deploy through its REST API (WSO2 EI: deploy the .bar in a Carbon "
+                "application or through the management console)",
+                request,
+                status=exc.status,
+                server_message=exc.server_message,
+            ) from exc
+        deployment = self._json(request, reply)
         self.log.info("Deployed %s as deployment %s", file_name, deployment.get("id"))
         return deployment
 
@@ -607,7 +679,11 @@ class ActivitiHook(BpmHook):
         return process_from_runtime(raw)
 
     def query_process_instances(self, query: Mapping[str, Any]) -> Iterator[ProcessInstance]:
-        """Running instances matching ``query``, the JSON body of ``POST query/process-instances``."""
+        """Running instances matching ``query``, the JSON body of ``POST query/process-instances``.
+
+        A query by ``processDefinitionKey`` gets the connection's ``tenant_id`` unless it names a
+        ``tenantId`` itself (WSO2 EI requires one with a key).
+        """
         if {"start", "size"} & set(query):
             raise BpmConfigError(
                 "query must not set start/size: the hook pages itself",
@@ -615,6 +691,8 @@ class ActivitiHook(BpmHook):
                 conn_id=self.bpm_conn_id,
             )
         self._refuse_process_variables(query)
+        if query.get("processDefinitionKey") and "tenantId" not in query and self.tenant_id:
+            query = {**query, "tenantId": self.tenant_id}
         return (process_from_runtime(row) for row in self._iter_rows("/query/process-instances", query=query))
 
     # ---- variables --------------------------------------------------------------------------
@@ -693,8 +771,20 @@ class ActivitiHook(BpmHook):
     def delete_task(
         self, task_id: str, *, cascade_history: bool = False, delete_reason: str | None = None
     ) -> None:
-        """Delete a standalone task (tasks of a process cannot be deleted: the server answers 403)."""
-        params = {"cascadeHistory": cascade_history, "deleteReason": delete_reason}
+        """Delete a standalone task (tasks of a process cannot be deleted: the server answers 403).
+
+        ``delete_reason`` is kept in the task's history; ``cascade_history=True`` deletes that
+        history too. The server honours the reason only when ``cascadeHistory`` is absent from the
+        request (even ``cascadeHistory=false`` drops it), so the two cannot be combined.
+        """
+        if cascade_history and delete_reason is not None:
+            raise BpmConfigError(
+                "delete_task: delete_reason is lost with cascade_history=True (the history that "
+                "would keep it is deleted); pass one or the other",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        params = {"cascadeHistory": "true"} if cascade_history else {"deleteReason": delete_reason}
         self.request(Request("DELETE", f"/runtime/tasks/{_q(task_id)}", params=params))
 
     def list_attachments(self, task_id: str) -> list[dict[str, Any]]:
@@ -775,23 +865,5 @@ def _newest_first(raw: Mapping[str, Any]) -> tuple[float, int, str]:
     return (started.timestamp() if started else 0.0, int(ident) if ident.isdigit() else 0, ident)
 
 
-def _parse_states(value: Any) -> set[ProcessState] | None:
-    if value is None:
-        return None
-    values = [value] if isinstance(value, str | ProcessState) else list(value)
-    try:
-        return {ProcessState.parse(item) for item in values}
-    except ValueError as exc:
-        raise BpmConfigError(f"states: {exc}") from None
-
-
 def _may_be_running(states: set[ProcessState] | None) -> bool:
     return states is None or bool(states & {ProcessState.RUNNING, ProcessState.SUSPENDED})
-
-
-def _date_param(value: Any, name: str, conn_id: str) -> str:
-    if isinstance(value, datetime | date):
-        return format_date(value)
-    if isinstance(value, str) and parse_date(value) is not None:
-        return value
-    raise BpmConfigError(f"{name} must be a datetime or an ISO 8601 string, got {value!r}", conn_id=conn_id)

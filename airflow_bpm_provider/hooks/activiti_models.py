@@ -33,17 +33,26 @@ def runtime_state(raw: Mapping[str, Any]) -> tuple[ProcessState, str]:
     return ProcessState.RUNNING, "active"
 
 
-def history_state(raw: Mapping[str, Any], *, suspended: bool = False) -> tuple[ProcessState, str]:
-    """Ended means ``endTime`` is set; a ``deleteReason`` means it was deleted, whatever it says.
+# The one delete reason the engines write for a normal end: a terminate end event ends the
+# instance by deleting it, recorded as "terminate end event (<activity id>)" (Activiti 5.21,
+# Activiti 6 and Flowable alike).
+TERMINATE_END_EVENT = "terminate end event"
 
-    The engine only records the text the deleting client sent, so a reason that reads like a
-    failure ("boundary error", "timeout") is still a deletion: CANCELLED, never FAILED.
+
+def history_state(raw: Mapping[str, Any], *, suspended: bool = False) -> tuple[ProcessState, str]:
+    """Ended once ``endTime`` is set; deleted when there is a ``deleteReason`` but a terminate end's.
+
+    A reason that reads like a failure ("boundary error", "timeout") is still a deletion:
+    CANCELLED, never FAILED. An empty reason is a deletion too: WSO2 EI stores "" when a client
+    deletes without one (only ``null`` means no deletion).
     """
     if raw.get("endTime"):
         reason = raw.get("deleteReason")
-        if reason:
-            return ProcessState.CANCELLED, f"deleted: {reason}"
-        return ProcessState.COMPLETED, "ended"
+        if reason is None:
+            return ProcessState.COMPLETED, "ended"
+        if str(reason).startswith(TERMINATE_END_EVENT):
+            return ProcessState.COMPLETED, f"ended: {reason}"
+        return ProcessState.CANCELLED, f"deleted: {reason}" if reason else "deleted"
     if suspended:
         return ProcessState.SUSPENDED, "suspended"
     return ProcessState.RUNNING, "active"

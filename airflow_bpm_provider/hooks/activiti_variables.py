@@ -160,14 +160,33 @@ def _unsupported(name: str, value: Any, conn_id: str | None, why: str = "") -> B
     )
 
 
-def format_date(value: date | datetime) -> str:
-    """ISO 8601 in UTC with milliseconds, the form both engines parse (naive datetimes are UTC)."""
+def _utc(value: date | datetime) -> datetime:
+    """A date is its midnight in UTC; a naive datetime is taken as UTC."""
     if not isinstance(value, datetime):
-        value = datetime.combine(value, time(0, 0), tzinfo=UTC)
-    elif value.tzinfo is None:
+        return datetime.combine(value, time(0, 0), tzinfo=UTC)
+    if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.astimezone(UTC)
+
+
+def format_date(value: date | datetime) -> str:
+    """A date inside a JSON body (variables, ``dueDate``): ISO 8601 in UTC with milliseconds.
+
+    JSON bodies go through Jackson's ISO 8601 parser, which takes optional fractions (WSO2's own
+    documentation sends ``"dueDate": "2015-01-17T13:06:02.438+02:00"``). Query strings do not:
+    use :func:`format_query_date` there.
+    """
+    moment = _utc(value)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def format_query_date(value: date | datetime) -> str:
+    """A date in a URL query (``startedAfter=...``): ``2015-01-17T11:06:02Z``, whole seconds, UTC.
+
+    Activiti 5.21 and WSO2 EI parse query dates with the pattern ``yyyy-MM-dd'T'HH:mm:ssz``
+    (RequestUtil.getDate): a fraction of a second is a 400. Flowable reads this form too.
+    """
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_date(value: Any) -> datetime | None:

@@ -72,9 +72,11 @@ STATES = {
     "ENDED": ProcessState.COMPLETED,
     "FAILED": ProcessState.FAILED,  # ended abnormally, including stopped by a person
 }
+# What find_processes(states=...) searches for. Questetra cannot suspend a process, so SUSPENDED
+# matches nothing (it has no entry); a stopped (cancelled) process ends as FAILED, so CANCELLED
+# searches FAILED, which also holds processes that ended abnormally.
 FILTER_STATES = {
     ProcessState.RUNNING: "STARTED",
-    ProcessState.SUSPENDED: "STARTED",  # Questetra cannot suspend: a paused process is still STARTED
     ProcessState.COMPLETED: "ENDED",
     ProcessState.FAILED: "FAILED",
     ProcessState.CANCELLED: "FAILED",
@@ -196,10 +198,30 @@ class QuestetraHook(BpmHook):
 
     def _restate(self, exc: BpmError, prefix: str) -> BpmError:
         """The same error class with what had already happened in front of the message."""
+        if _contextless(exc):
+            return self._in_context(exc, prefix)
         restated = type(exc)(f"{prefix}: {exc}")
         for name in ("system", "conn_id", "method", "path", "status", "server_message", "details"):
             setattr(restated, name, getattr(exc, name))
         return restated
+
+    def _in_context(self, exc: BpmError, prefix: str | None = None) -> BpmError:
+        """An error of a helper module (criteria, forms), which knows no connection, made this hook's."""
+        if not _contextless(exc):
+            return exc
+        # without system, connection, request or server message the text is the message and then
+        # one "\n  - detail" line per detail (BpmError._compose): take the message back out
+        suffix = "".join(f"\n  - {detail}" for detail in exc.details)
+        message = str(exc).removesuffix(suffix)
+        if prefix:
+            message = f"{prefix}: {message}"
+        return type(exc)(message, system=self.system, conn_id=self.bpm_conn_id, details=exc.details)
+
+    def _criteria_text(self, criteria: Mapping[str, Any] | str | bytes | None, root: str) -> str | None:
+        try:
+            return criteria_text(criteria, root=root, tz=self.timezone)
+        except BpmConfigError as exc:
+            raise self._in_context(exc) from None
 
     def _object(self, request: Request, reply: Reply, key: str) -> dict[str, Any]:
         body = self._json(request, reply)
@@ -307,6 +329,20 @@ class QuestetraHook(BpmHook):
         """
         wid = self._numeric(workitem_id, "workitem id")
         form = self.view_form(wid)
+        self._save(wid, form, values, title=title, flow=flow, qgroup_id=qgroup_id, save_only=save_only)
+
+    def _save(
+        self,
+        wid: str,
+        form: WorkitemForm,
+        values: Mapping[int | str, Any] | None,
+        *,
+        title: str | None,
+        flow: int | str | None = None,
+        qgroup_id: int | str | None = None,
+        save_only: bool,
+    ) -> None:
+        """Form/save with ``values`` typed from ``form`` (the task's form view)."""
         try:
             params = build_save_params(
                 form,
@@ -319,7 +355,6 @@ class QuestetraHook(BpmHook):
                 tz=self.timezone,
             )
         except BpmError as exc:
-            exc.conn_id = exc.conn_id or self.bpm_conn_id
             raise self._restate(exc, f"workitem {wid}") from None
         request = Request("POST", FORM_SAVE, data=params, idempotent=False)
         reply = self.request(request)
@@ -351,7 +386,7 @@ class QuestetraHook(BpmHook):
 
         Data items appear in the results only for the items the criteria names (``data``).
         """
-        text = criteria_text(criteria, root=PROCESS_ROOT, tz=self.timezone)
+        text = self._criteria_text(criteria, PROCESS_ROOT)
         return self._pages(
             self._search(PROCESS_LIST, text), "processInstances", start=start, max_results=max_results
         )
@@ -364,7 +399,7 @@ class QuestetraHook(BpmHook):
         max_results: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """WorkitemEntry dicts matching ``criteria`` (root ``workitem-criteria``), page after page."""
-        text = criteria_text(criteria, root=WORKITEM_ROOT, tz=self.timezone)
+        text = self._criteria_text(criteria, WORKITEM_ROOT)
         return self._pages(
             self._search(WORKITEM_LIST, text), "workitems", start=start, max_results=max_results
         )
@@ -416,7 +451,7 @@ class QuestetraHook(BpmHook):
         limit: int,
         chunk_size: int,
     ) -> Iterator[bytes] | int:
-        text = criteria_text(criteria, root=root, tz=self.timezone)
+        text = self._criteria_text(criteria, root)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise BpmConfigError(
                 f"limit must be from 1 to {MAX_LIMIT}, got {limit!r}", conn_id=self.bpm_conn_id
@@ -521,15 +556,16 @@ class QuestetraHook(BpmHook):
         count = body.get("count") if isinstance(body, dict) else None
         return f"Connected to {self.base_url}; {count} startable process(es)"
 
-    def _to_process(self, raw: Mapping[str, Any]) -> ProcessInstance:
+    def _to_process(self, raw: Mapping[str, Any], request: Request) -> ProcessInstance:
+        """A ProcessInstanceEntry as a ProcessInstance; ``request`` is the call that answered it."""
         pid = raw.get("processInstanceId")
         raw_state = raw.get("processInstanceState")
         state = STATES.get(str(raw_state))
         if pid is None or state is None:
-            raise BpmServerError(
+            raise self._error(
+                BpmServerError,
                 f"unexpected process entry: processInstanceId={pid!r}, processInstanceState={raw_state!r}",
-                system=self.system,
-                conn_id=self.bpm_conn_id,
+                request,
             )
         model = raw.get("processModelInfoId")
         return ProcessInstance(
@@ -556,6 +592,7 @@ class QuestetraHook(BpmHook):
         return match.group(1), match.group(2)
 
     def _start_node(self, model_id: str) -> str:
+        where = Request("GET", LIST_STARTABLE)
         matches: list[dict[str, Any]] = []
         others: dict[str, str] = {}
         for activity in self.list_startable():
@@ -571,17 +608,18 @@ class QuestetraHook(BpmHook):
                 known = f"startable apps: {', '.join(shown)}{more}"
             else:
                 known = "this user can start no app"
-            raise BpmNotFound(
+            raise self._error(
+                BpmNotFound,
                 f"app {model_id} cannot be started by this user (not found or no start event); {known}",
-                system=self.system,
-                conn_id=self.bpm_conn_id,
+                where,
             )
         if len(matches) > 1:
             events = ", ".join(f"{a.get('nodeNumber')} '{a.get('nodeName')}'" for a in matches)
-            raise BpmConfigError(
+            raise self._error(
+                BpmConfigError,
                 f"app {model_id} has {len(matches)} start events; "
                 f"name one as '{model_id}/<node number>': {events}",
-                conn_id=self.bpm_conn_id,
+                where,
             )
         return self._numeric(matches[0].get("nodeNumber"), "nodeNumber")
 
@@ -595,45 +633,64 @@ class QuestetraHook(BpmHook):
     ) -> ProcessInstance:
         """Start app ``process`` (``"12"``, or ``"12/3"`` for start event node 3).
 
-        Questetra starts a process by opening its first task for the starting user. With
-        ``variables``, a title (option ``title``, else ``business_key``: Questetra has no
-        business key, so the title carries it), ``flow`` or ``qgroup_id``, that first task's form
-        is filled in and submitted (``save_only=True`` only saves it). Otherwise the first task
-        stays open in the user's "My Tasks".
+        Questetra starts a process by opening its first task, allocated to the starting user.
+        Questetra has no business key: the title carries it (option ``title`` wins over
+        ``business_key``). A title is saved on that first task at once, on its own and without
+        finishing it (``saveOnly``), so a retry finds the process by its key even when the
+        values below are refused. With ``variables``, ``flow`` or ``qgroup_id`` the first task
+        is then filled in and submitted (``save_only=True``: only saved). A title alone, or no
+        input at all, leaves the first task open in the user's "My Tasks".
         """
         self._check_options(options, FORM_OPTIONS, "start_process")
         model_id, node = self._parse_process(process)
         if node is None:
             node = self._start_node(model_id)
         title = options.get("title") if options.get("title") is not None else business_key
+        flow, qgroup_id = options.get("flow"), options.get("qgroup_id")
+        fill = bool(variables) or flow is not None or qgroup_id is not None
         workitem = self.start(model_id, node)
         pid, wid = workitem.get("processInstanceId"), workitem.get("id")
         if pid is None or wid is None:
-            raise BpmServerError(
+            raise self._error(
+                BpmServerError,
                 f"the start answer has no processInstanceId or workitem id: {sorted(workitem)}",
-                system=self.system,
-                conn_id=self.bpm_conn_id,
-                method="POST",
-                path=START,
+                Request("POST", START),
             )
-        submit = (
-            variables or title is not None or any(options.get(n) is not None for n in ("flow", "qgroup_id"))
-        )
-        if submit:
-            try:
-                self.save_form(
+        if title is not None or fill:
+            self._first_task(str(pid), str(wid), variables, title, options, fill=fill)
+        return self.get_process(str(pid))
+
+    def _first_task(
+        self,
+        pid: str,
+        wid: str,
+        variables: Mapping[str, Any] | None,
+        title: str | None,
+        options: Mapping[str, Any],
+        *,
+        fill: bool,
+    ) -> None:
+        # The start answer's first task is ALLOCATED to the starter (seed 003), so Form/save
+        # needs no batchAccept first.
+        step = "its title could not be saved"
+        try:
+            wid = self._numeric(wid, "workitem id")
+            form = self.view_form(wid)
+            if title is not None:
+                self._save(wid, form, None, title=title, save_only=True)
+            if fill:
+                step = "its first task could not be submitted"
+                self._save(
                     wid,
-                    variables or {},
-                    title=title,
+                    form,
+                    variables,
+                    title=title,  # again, in case a save without it clears the title
                     flow=options.get("flow"),
                     qgroup_id=options.get("qgroup_id"),
                     save_only=bool(options.get("save_only", False)),
                 )
-            except BpmError as exc:
-                raise self._restate(
-                    exc, f"process {pid} was started, but its first task could not be submitted"
-                ) from None
-        return self.get_process(str(pid))
+        except BpmError as exc:
+            raise self._restate(exc, f"process {pid} was started, but {step}") from None
 
     def find_process_by_business_key(self, process: str, business_key: str) -> ProcessInstance | None:
         """The newest process of app ``process`` whose title is exactly ``business_key``."""
@@ -650,19 +707,26 @@ class QuestetraHook(BpmHook):
         if not exact:
             return None
         exact.sort(key=_newest_first)
-        return self._to_process(exact[0])
+        return self._to_process(exact[0], Request("POST", PROCESS_LIST))
 
     def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
         raw = yield from self._view_process_flow(instance_id)
-        return self._to_process(raw)
+        return self._to_process(raw, Request("GET", PROCESS_VIEW))
 
     def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
         """Processes by ``definition`` (app id), ``states``, ``title``, ``started_after``,
-        ``started_before``, and/or ``query`` (criteria mapping or XML, passed through)."""
+        ``started_before``, and/or ``query`` (criteria mapping or XML, passed through).
+
+        ``states`` are searched as Questetra's: RUNNING as STARTED, COMPLETED as ENDED, FAILED
+        and CANCELLED both as FAILED (Questetra ends a stopped process as FAILED, the same state
+        as one that failed, so the two cannot be told apart). Questetra cannot suspend a
+        process: SUSPENDED matches nothing, and asking for SUSPENDED only is a BpmConfigError.
+        """
         self._check_options(filters, FIND_FILTERS, "find_processes", "filter")
-        text = criteria_text(self._find_criteria(filters), root=PROCESS_ROOT, tz=self.timezone)
+        text = self._criteria_text(self._find_criteria(filters), PROCESS_ROOT)
         pages = self._pages(self._search(PROCESS_LIST, text), "processInstances")
-        return (self._to_process(raw) for raw in pages)
+        where = Request("POST", PROCESS_LIST)
+        return (self._to_process(raw, where) for raw in pages)
 
     def _find_criteria(self, filters: Mapping[str, Any]) -> Mapping[str, Any] | str | None:
         derived: dict[str, Any] = {}
@@ -717,8 +781,16 @@ class QuestetraHook(BpmHook):
                 state = ProcessState.parse(value)
             except ValueError as exc:
                 raise BpmConfigError(f"find_processes: {exc}", conn_id=self.bpm_conn_id) from None
-            if FILTER_STATES[state] not in vendor:
-                vendor.append(FILTER_STATES[state])
+            searched = FILTER_STATES.get(state)
+            if searched is not None and searched not in vendor:
+                vendor.append(searched)
+        if values and not vendor:
+            # an empty <states> would not filter at all: every process would match
+            raise BpmConfigError(
+                f"find_processes: Questetra cannot suspend processes, so no process is ever "
+                f"SUSPENDED; states={states!r} matches nothing. Use RUNNING for running processes",
+                conn_id=self.bpm_conn_id,
+            )
         return vendor
 
     def cancel_process(self, instance_id: str) -> None:
@@ -747,10 +819,14 @@ class QuestetraHook(BpmHook):
         return [self._to_task(raw) for raw in items if name is None or raw.get("nodeName") == name]
 
     def claim_task(self, task_id: str, assignee: str | None = None) -> None:
-        """Accept an offered task; with ``assignee="quserId:qgroupId"`` force-allocate it instead."""
+        """Accept an offered task; with ``assignee="quserId:qgroupId"`` force-allocate it instead.
+
+        A task already allocated to this connection's user counts as claimed (claiming twice, or
+        a process's first task, which starts allocated to its starter, is not an error).
+        """
         wid = self._numeric(task_id, "task id")
         if assignee is None:
-            self.batch_accept([wid])
+            self._accept(wid)
             return
         match = _ASSIGNEE.match(str(assignee))
         if match is None:
@@ -761,6 +837,34 @@ class QuestetraHook(BpmHook):
                 conn_id=self.bpm_conn_id,
             )
         self.reallocate(wid, match.group(1), match.group(2))
+
+    def _accept(self, wid: str) -> None:
+        # Accepting first costs one request when the task is offered, the usual case; only a
+        # refusal needs the lookup that tells "already mine" from "someone else's".
+        where = Request("POST", BATCH_ACCEPT)
+        results = self.batch_accept([wid], raise_on_failure=False)
+        result: Mapping[str, Any] = next(
+            (r for r in results if isinstance(r, Mapping) and str(r.get("workitemId")) == wid), {}
+        )
+        if result.get("success") is True:
+            return
+        error = result.get("error") if isinstance(result.get("error"), Mapping) else {}
+        details = [describe_error(error)] if error else ["no result for it in the answer"]
+        if error.get("type") == "WorkitemDoesNotExist":  # errorCode 40003 (seed 003)
+            raise self._error(BpmNotFound, f"task {wid} does not exist", where, details=details)
+        # The answer may carry the task (seed 003: "may be absent" on failure).
+        entry = result.get("workitem") if isinstance(result.get("workitem"), Mapping) else {}
+        state = entry.get("state")
+        if state not in ("ENDED", "FAILED") and any(str(w.get("id")) == wid for w in self.list_allocated()):
+            return  # already allocated to this user
+        if state in ("ENDED", "FAILED"):
+            message = f"task {wid} cannot be claimed: it has ended ({state})"
+        elif entry.get("allocatedQuserName") or entry.get("allocatedQuserId") is not None:
+            holder = entry.get("allocatedQuserName") or f"user {entry.get('allocatedQuserId')}"
+            message = f"task {wid} is allocated to {holder!r}, not to this connection's user"
+        else:
+            message = f"task {wid} cannot be claimed: it is neither offered to nor allocated to this user"
+        raise self._error(BpmConflict, message, where, details=details)
 
     def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None, **options: Any) -> None:
         """Submit the task's form; options ``title``, ``flow``, ``qgroup_id``, ``save_only``."""
@@ -851,6 +955,12 @@ def _error_entries(reply: Reply) -> list[Mapping[str, Any]]:
     if not isinstance(errors, list):
         return []
     return [error for error in errors if isinstance(error, Mapping)]
+
+
+def _contextless(exc: BpmError) -> bool:
+    """Raised by a helper module (criteria, forms) that knows no connection and sent no request."""
+    fields = (exc.system, exc.conn_id, exc.method, exc.path, exc.status, exc.server_message)
+    return all(value is None for value in fields)
 
 
 def _accept_failures(ids: Sequence[str], results: Sequence[Any]) -> list[str]:

@@ -1,8 +1,10 @@
 """Demo data for the Activiti / Flowable / WSO2 EI dialect, used by the example DAG ``example_activiti``.
 
-The user logs in as ``DEMO/activiti.clerk``, the way a WSO2 user of a secondary user store does. The
-order approval model is the BPMN file shipped next to the example DAG; the DAG deploys it again
-itself (a new version each run), the seed only makes sure a first version exists.
+The demo plays WSO2 EI (``/bpmn``): the user logs in as ``DEMO/activiti.clerk``, the way a WSO2 user
+of a secondary user store does, and the order approval model (the BPMN file shipped next to the
+example DAG) is deployed for WSO2's super tenant ``-1234``, as a ``.bar`` in a Carbon application
+would be. WSO2's REST API cannot deploy, so the seed does what the management console does there;
+the connection names the tenant, which WSO2 requires when starting by key.
 """
 
 from __future__ import annotations
@@ -18,23 +20,27 @@ USER = "DEMO/activiti.clerk"
 PASSWORD = "activiti-demo-password"
 PROCESS_KEY = "activiti-order-approval"
 REVIEW_TASK = "Review order"
+TENANT = "-1234"  # WSO2's super tenant
 MODEL = Path(__file__).resolve().parent.parent / "example_dags" / "example_activiti_order.bpmn20.xml"
 BASE_PATH = "/bpmn"  # WSO2 EI's context root; /activiti-rest/service and /flowable-rest/service work too
 
 
 def seed_activiti_demo(engine: Engine) -> dict[str, Any]:
-    """Add the demo user and deploy the order approval model once; safe to call again."""
+    """Add the demo user and deploy the order approval model for the super tenant once; safe to call again."""
     with engine.lock:
         engine.add_user(USER, PASSWORD)
-        definition = next((d for d in engine.definitions.values() if d.key == PROCESS_KEY), None)
+        definition = next(
+            (d for d in engine.definitions.values() if d.key == PROCESS_KEY and d.tenant_id == TENANT), None
+        )
         if definition is None:
-            _, (definition,) = deploy_model(engine, MODEL.name, MODEL.read_bytes())
+            _, (definition,) = deploy_model(engine, MODEL.name, MODEL.read_bytes(), tenant_id=TENANT)
     return {
         "conn_id": CONN_ID,
         "login": USER,
         "password": PASSWORD,
         "process_key": PROCESS_KEY,
         "review_task": REVIEW_TASK,
+        "tenant_id": TENANT,
         "definition_id": f"{definition.key}:{definition.version}:{definition.id}",
     }
 
@@ -47,6 +53,6 @@ def activiti_demo_connections(url: str, summary: dict[str, Any] | None = None) -
             "host": url + BASE_PATH,
             "login": USER,
             "password": PASSWORD,
-            "extra": {"retry_delay": 0.2},
+            "extra": {"tenant_id": TENANT, "retry_delay": 0.2},
         }
     }

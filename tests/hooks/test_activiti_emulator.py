@@ -6,7 +6,7 @@ import hashlib
 import importlib
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import airflow_runtime
@@ -14,8 +14,9 @@ import pytest
 from airflow.models.connection import Connection
 from airflow_runtime import context_for, run
 
-from airflow_bpm_provider.exceptions import BpmConflict, BpmNotFound, BpmValidationError
+from airflow_bpm_provider.exceptions import BpmConfigError, BpmConflict, BpmNotFound, BpmValidationError
 from airflow_bpm_provider.hooks.activiti import ActivitiHook
+from airflow_bpm_provider.hooks.http import Request
 from airflow_bpm_provider.hooks.registry import get_bpm_hook
 from airflow_bpm_provider.hooks.retry import RetryPolicy
 from airflow_bpm_provider.models import ProcessState
@@ -23,6 +24,7 @@ from airflow_bpm_provider.testing.demo_activiti import (
     CONN_ID,
     MODEL,
     PROCESS_KEY,
+    TENANT,
     activiti_demo_connections,
     seed_activiti_demo,
 )
@@ -45,13 +47,15 @@ def emu() -> Iterator[Emulator]:
 
 
 def hook_for(emu: Emulator, base: str = "/bpmn", user: tuple[str, str] = CLERK, **extra: str) -> ActivitiHook:
+    """A hook in the demo's tenant (WSO2's super tenant); ``tenant_id=""`` leaves the tenant out."""
+    extra = {"tenant_id": TENANT, **extra}
     conn = Connection(
         conn_id="activiti_e2e",
         conn_type="activiti",
         host=emu.url + base,
         login=user[0],
         password=user[1],
-        extra=json.dumps(extra) if extra else None,
+        extra=json.dumps(extra),
     )
     return ActivitiHook(
         "activiti_e2e", connection=conn, retry_policy=RetryPolicy(initial_delay=0.0, max_attempts=3)
@@ -62,8 +66,15 @@ def hook_for(emu: Emulator, base: str = "/bpmn", user: tuple[str, str] = CLERK, 
 def test_an_order_from_deployment_to_history(emu: Emulator, base: str):
     hook, rival = hook_for(emu, base), hook_for(emu, base, RIVAL)
     assert hook.test_connection()[0]
-    deployment = hook.deploy(MODEL)
-    (definition,) = hook.list_process_definitions(deploymentId=deployment["id"])
+    if base == "/bpmn":
+        # WSO2 EI cannot deploy through REST: the seeded model stands for a .bar in a Carbon app.
+        with pytest.raises(BpmConfigError, match="Carbon application"):
+            hook.deploy(MODEL)
+        definition = next(hook.list_process_definitions(key=PROCESS_KEY, tenantId=TENANT, latest=True))
+    else:
+        deployment = hook.deploy(MODEL)
+        assert deployment["tenantId"] == TENANT
+        (definition,) = hook.list_process_definitions(deploymentId=deployment["id"])
     assert definition["key"] == PROCESS_KEY
 
     instance = hook.start_process(
@@ -129,6 +140,39 @@ def test_cancelling_is_cancelled_in_history_and_in_searches(emu: Emulator):
     assert [p.id for p in hook.find_processes(definition=PROCESS_KEY, states=["CANCELLED"])] == [instance.id]
     hook.cancel_process(instance.id)  # again: already deleted, nothing to do
     assert list(hook.list_tasks(process_instance_id=instance.id)) == []
+
+
+def test_wso2_needs_the_tenant_and_says_how_to_set_it(emu: Emulator):
+    before = len(emu.engine.instances)
+    with pytest.raises(BpmValidationError, match=r"tenant_id, e\.g\. -1234 on WSO2 EI") as caught:
+        hook_for(emu, "/bpmn", tenant_id="").start_process(PROCESS_KEY)
+    assert "TenantId should be specified" in str(caught.value)
+    assert len(emu.engine.instances) == before
+    assert hook_for(emu, "/bpmn").start_process(PROCESS_KEY).raw["tenantId"] == TENANT
+
+
+def test_an_instance_wso2_deleted_without_a_reason_is_cancelled(emu: Emulator):
+    hook = hook_for(emu, "/bpmn")
+    instance = hook.start_process(PROCESS_KEY)
+    # Someone else deletes it through the REST API without a reason: WSO2 records "".
+    hook.request(Request("DELETE", f"/runtime/process-instances/{instance.id}"))
+    assert emu.engine.instance(instance.id).delete_reason == ""
+    ended = hook.get_process(instance.id)
+    assert (ended.state, ended.raw_state) == (ProcessState.CANCELLED, "deleted")
+    hook.cancel_process(instance.id)  # already deleted: nothing to do, no conflict
+
+
+@pytest.mark.parametrize("base", ["/bpmn", "/activiti-rest/service"])
+def test_date_filters_reach_the_strict_servers_in_a_form_they_parse(emu: Emulator, base: str):
+    hook = hook_for(emu, base)
+    instance = hook.start_process(PROCESS_KEY, business_key=f"dated-{base}")
+    started = emu.engine.instance(instance.id).started_at
+    found = hook.find_processes(
+        business_key=f"dated-{base}",
+        started_after=started - timedelta(seconds=5, microseconds=250_000),
+        started_before=(started + timedelta(seconds=5)).isoformat(),  # a fraction in a string, too
+    )
+    assert [p.id for p in found] == [instance.id]
 
 
 def test_paging_reads_every_instance_over_several_pages(emu: Emulator, monkeypatch):
@@ -225,6 +269,7 @@ def test_the_example_dag_runs_task_by_task_against_the_emulator(emu: Emulator, m
     dag = module.dag
     dag.get_task("export_files").destination = str(tmp_path)
     assert get_bpm_hook(CONN_ID).base_url.endswith("/bpmn")
+    emu.engine.requests.clear()
 
     results = {}
     for operator in dag.topological_sort():
@@ -233,6 +278,14 @@ def test_the_example_dag_runs_task_by_task_against_the_emulator(emu: Emulator, m
         if results[operator.task_id] is not None:  # what the task runner does with a return value
             context["ti"].xcom_push(key="return_value", value=results[operator.task_id])
 
+    # WSO2 EI cannot deploy through REST: by default the DAG only checks that the model is there,
+    # and names the deployment of the latest version in the tenant (earlier tests add versions).
+    assert ("POST", "/bpmn/repository/deployments") not in emu.engine.requests
+    latest = max(
+        (d for d in emu.engine.definitions.values() if d.key == PROCESS_KEY and d.tenant_id == TENANT),
+        key=lambda d: d.version,
+    )
+    assert results["ensure_model"] == str(latest.deployment_id)
     instance_id = results["start_order"]
     instance = emu.engine.instance(instance_id)
     assert instance.business_key == "order-4711-manual__2024-05-01"
@@ -250,6 +303,33 @@ def test_the_example_dag_runs_task_by_task_against_the_emulator(emu: Emulator, m
     # Retry-safe start: the same business key finds the instance instead of starting another.
     start = dag.get_task("start_order")
     assert run(start, context_for(start, try_number=2)) == instance_id
+
+
+def test_the_example_dag_deploys_its_model_when_asked_on_flowable(emu: Emulator, monkeypatch):
+    airflow_runtime.install(monkeypatch)
+    fields = activiti_demo_connections(emu.url)[CONN_ID]
+    fields["host"] = emu.url + "/flowable-rest/service"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(fields))
+    # A fresh DAG: a task that ran keeps the kwargs it was called with.
+    module = importlib.reload(importlib.import_module("airflow_bpm_provider.example_dags.example_activiti"))
+    ensure = module.dag.get_task("ensure_model")
+    before = set(emu.engine.deployments)
+    deployment_id = run(ensure, context_for(ensure, params={"deploy_model": True}))
+    (new,) = set(emu.engine.deployments) - before
+    assert deployment_id == str(new) and emu.engine.deployments[new].tenant_id == TENANT
+
+
+def test_the_example_dag_names_what_is_missing_when_the_model_is_not_deployed(emu: Emulator, monkeypatch):
+    airflow_runtime.install(monkeypatch)
+    fields = activiti_demo_connections(emu.url)[CONN_ID]
+    fields["extra"] = {**fields["extra"], "tenant_id": "nobody-deployed-here"}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(fields))
+    module = importlib.reload(importlib.import_module("airflow_bpm_provider.example_dags.example_activiti"))
+    ensure = module.dag.get_task("ensure_model")
+    with pytest.raises(
+        BpmNotFound, match=r"not deployed \(tenant nobody-deployed-here\).*Carbon application"
+    ):
+        run(ensure, context_for(ensure))
 
 
 def test_the_example_dag_and_model_ship_together():

@@ -145,7 +145,9 @@ def test_probe_sends_domain_user_verbatim_in_basic_auth(httpserver: HTTPServer, 
 
 
 def test_wso2_error_body_becomes_the_message_and_the_password_never_shows(httpserver: HTTPServer):
-    httpserver.expect_oneshot_request("/bpmn/repository/process-definitions").respond_with_json(
+    httpserver.expect_oneshot_request(
+        "/bpmn/repository/process-definitions", method="GET", headers=AUTH, query_string={"size": "1"}
+    ).respond_with_json(
         {"statusCode": 401, "errorMessage": f"Bad credentials for {LOGIN} / {PASSWORD}"}, status=401
     )
     ok, message = make_hook(httpserver).test_connection()
@@ -155,7 +157,9 @@ def test_wso2_error_body_becomes_the_message_and_the_password_never_shows(httpse
 
 
 def test_activiti_error_body_joins_message_and_exception(httpserver: HTTPServer):
-    httpserver.expect_oneshot_request("/activiti-rest/service/runtime/tasks/9").respond_with_json(
+    httpserver.expect_oneshot_request(
+        "/activiti-rest/service/runtime/tasks/9", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json(
         {"message": "Not found", "exception": "Could not find a task with id '9'."}, status=404
     )
     with pytest.raises(BpmNotFound, match=r"Not found: Could not find a task with id '9'\."):
@@ -185,7 +189,7 @@ def test_start_by_key_sends_typed_variables_business_key_and_tenant(httpserver: 
         ],
     }
     httpserver.expect_oneshot_request(
-        f"{base}/runtime/process-instances", method="POST", json=expected, headers=AUTH
+        f"{base}/runtime/process-instances", method="POST", json=expected, headers=AUTH, query_string=""
     ).respond_with_json(runtime_instance(businessKey="myBusinessKey"), status=201)
 
     instance = make_hook(httpserver, base, tenant_id="tenant1").start_process(
@@ -216,6 +220,8 @@ def test_start_by_id_never_sends_the_tenant(httpserver: HTTPServer):
         "/bpmn/runtime/process-instances",
         method="POST",
         json={"processDefinitionId": "sampleJavaServiceTask:1:27503"},
+        headers=AUTH,
+        query_string="",
     ).respond_with_json(runtime_instance(), status=201)
     hook = make_hook(httpserver, tenant_id="tenant1")
     assert hook.start_process("id:sampleJavaServiceTask:1:27503").id == "27504"
@@ -227,6 +233,8 @@ def test_start_by_message_with_tenant(httpserver: HTTPServer):
         "/bpmn/runtime/process-instances",
         method="POST",
         json={"message": "newOrderMessage", "tenantId": "tenant1", "businessKey": "myBusinessKey"},
+        headers=AUTH,
+        query_string="",
     ).respond_with_json(runtime_instance(), status=201)
     hook = make_hook(httpserver)
     hook.start_process("newOrderMessage", by="message", tenant_id="tenant1", business_key="myBusinessKey")
@@ -234,9 +242,9 @@ def test_start_by_message_with_tenant(httpserver: HTTPServer):
 
 
 def test_start_is_not_retried_after_a_gateway_error(httpserver: HTTPServer):
-    httpserver.expect_request("/bpmn/runtime/process-instances", method="POST").respond_with_data(
-        "bad gateway", status=502
-    )
+    httpserver.expect_request(
+        "/bpmn/runtime/process-instances", method="POST", headers=AUTH, query_string=""
+    ).respond_with_data("bad gateway", status=502)
     with pytest.raises(Exception, match="HTTP 502"):
         make_hook(httpserver).start_process("order")
     assert len(httpserver.log) == 1  # a second POST could start a second instance
@@ -251,16 +259,61 @@ def test_start_is_not_retried_after_a_gateway_error(httpserver: HTTPServer):
     ],
 )
 def test_start_of_an_unknown_key_is_not_found(httpserver: HTTPServer, status: int, body: dict):
-    httpserver.expect_oneshot_request("/bpmn/runtime/process-instances", method="POST").respond_with_json(
-        body, status=status
-    )
+    httpserver.expect_oneshot_request(
+        "/bpmn/runtime/process-instances", method="POST", headers=AUTH, query_string=""
+    ).respond_with_json(body, status=status)
     with pytest.raises(BpmNotFound, match="no processes deployed with key 'nope'") as caught:
         make_hook(httpserver).start_process("nope")
     assert "key 'nope'" in str(caught.value)
 
 
+def test_wso2s_missing_tenant_refusal_gets_a_hint(httpserver: HTTPServer):
+    # WSO2 EI's REST layer refuses a start by key or message without tenantId (seed 004: "providing
+    # the tenantId is mandatory"); its error body is {"statusCode", "errorMessage"}.
+    httpserver.expect_oneshot_request(
+        "/bpmn/runtime/process-instances",
+        method="POST",
+        json={"processDefinitionKey": "order"},
+        headers=AUTH,
+        query_string="",
+    ).respond_with_json(
+        {
+            "statusCode": 400,
+            "errorMessage": "TenantId should be specified to be used with either "
+            "processDefinitionKey or message.",
+        },
+        status=400,
+    )
+    with pytest.raises(BpmValidationError) as caught:
+        make_hook(httpserver).start_process("order")
+    message = str(caught.value)
+    assert "set the connection extra tenant_id, e.g. -1234 on WSO2 EI" in message
+    assert "TenantId should be specified" in message and "HTTP 400" in message
+    assert "activiti_test" in message
+    assert len(httpserver.log) == 1  # a refused start is not re-sent
+
+
+@pytest.mark.parametrize(("extra", "hinted"), [({}, True), ({"tenant_id": "-1234"}, False)])
+def test_an_unknown_key_without_a_tenant_hints_at_the_tenant(httpserver: HTTPServer, extra, hinted):
+    body = {"processDefinitionKey": "order", **({"tenantId": "-1234"} if extra else {})}
+    httpserver.expect_oneshot_request(
+        "/activiti-rest/service/runtime/process-instances",
+        method="POST",
+        json=body,
+        headers=AUTH,
+        query_string="",
+    ).respond_with_json(
+        {"message": "Bad request", "exception": "no processes deployed with key 'order'"}, status=400
+    )
+    with pytest.raises(BpmNotFound, match="nothing to start for key 'order'") as caught:
+        make_hook(httpserver, "/activiti-rest/service", **extra).start_process("order")
+    assert ("tenant_id, e.g. -1234" in str(caught.value)) is hinted
+
+
 def test_a_wrong_variable_type_reported_by_the_server_is_a_validation_error(httpserver: HTTPServer):
-    httpserver.expect_oneshot_request("/bpmn/runtime/process-instances", method="POST").respond_with_json(
+    httpserver.expect_oneshot_request(
+        "/bpmn/runtime/process-instances", method="POST", headers=AUTH, query_string=""
+    ).respond_with_json(
         {"statusCode": 400, "errorMessage": "Converter can only convert integers"}, status=400
     )
     with pytest.raises(BpmValidationError, match="Converter can only convert integers"):
@@ -302,7 +355,7 @@ def test_unknown_start_options_are_named(httpserver: HTTPServer):
 )
 def test_get_process_reads_the_runtime(httpserver: HTTPServer, fields: dict, state: ProcessState):
     httpserver.expect_oneshot_request(
-        "/bpmn/runtime/process-instances/27504", method="GET", headers=AUTH
+        "/bpmn/runtime/process-instances/27504", method="GET", headers=AUTH, query_string=""
     ).respond_with_json(runtime_instance(**fields))
     instance = make_hook(httpserver).get_process("27504")
     assert instance.state is state
@@ -316,18 +369,28 @@ def test_get_process_reads_the_runtime(httpserver: HTTPServer, fields: dict, sta
         ("cancelled by Airflow", ProcessState.CANCELLED, "deleted: cancelled by Airflow"),
         # A reason that sounds like a failure is still a deletion: CANCELLED.
         ("boundary error: payment failed", ProcessState.CANCELLED, "deleted: boundary error: payment failed"),
+        # WSO2 EI stores "" when a client deletes without a reason: still a deletion.
+        ("", ProcessState.CANCELLED, "deleted"),
+        # Activiti 5.21 without a reason stores its default.
+        ("ACTIVITI_DELETED", ProcessState.CANCELLED, "deleted: ACTIVITI_DELETED"),
+        # A terminate end event ends normally; Activiti 5.21 and Flowable record
+        # "terminate end event (<activity id>)" as the reason.
+        ("terminate end event (theEnd)", ProcessState.COMPLETED, "ended: terminate end event (theEnd)"),
     ],
 )
 def test_get_process_falls_back_to_the_history_once_the_runtime_404s(
     httpserver: HTTPServer, delete_reason, state, raw_state
 ):
     httpserver.expect_ordered_request(
-        "/flowable-rest/service/runtime/process-instances/27504", method="GET"
+        "/flowable-rest/service/runtime/process-instances/27504", method="GET", headers=AUTH, query_string=""
     ).respond_with_json(
         {"message": "Not found", "exception": "Could not find a process instance"}, status=404
     )
     httpserver.expect_ordered_request(
-        "/flowable-rest/service/history/historic-process-instances/27504", method="GET", headers=AUTH
+        "/flowable-rest/service/history/historic-process-instances/27504",
+        method="GET",
+        headers=AUTH,
+        query_string="",
     ).respond_with_json(historic_instance(deleteReason=delete_reason))
     instance = make_hook(httpserver, "/flowable-rest/service").get_process("27504")
     httpserver.check_assertions()
@@ -339,16 +402,22 @@ def test_get_process_falls_back_to_the_history_once_the_runtime_404s(
 
 
 def test_history_without_end_time_is_still_running(httpserver: HTTPServer):
-    httpserver.expect_ordered_request("/bpmn/runtime/process-instances/1").respond_with_json({}, status=404)
-    httpserver.expect_ordered_request("/bpmn/history/historic-process-instances/1").respond_with_json(
-        historic_instance("1", endTime=None)
-    )
+    httpserver.expect_ordered_request(
+        "/bpmn/runtime/process-instances/1", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json({}, status=404)
+    httpserver.expect_ordered_request(
+        "/bpmn/history/historic-process-instances/1", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json(historic_instance("1", endTime=None))
     assert make_hook(httpserver).get_process("1").state is ProcessState.RUNNING
 
 
 def test_get_process_of_an_unknown_instance_names_both_places(httpserver: HTTPServer):
-    httpserver.expect_ordered_request("/bpmn/runtime/process-instances/404").respond_with_json({}, status=404)
-    httpserver.expect_ordered_request("/bpmn/history/historic-process-instances/404").respond_with_json(
+    httpserver.expect_ordered_request(
+        "/bpmn/runtime/process-instances/404", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json({}, status=404)
+    httpserver.expect_ordered_request(
+        "/bpmn/history/historic-process-instances/404", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json(
         {"statusCode": 404, "errorMessage": "Could not find a process instance with id '404'."}, status=404
     )
     with pytest.raises(BpmNotFound, match="neither running nor in the history"):
@@ -356,9 +425,11 @@ def test_get_process_of_an_unknown_instance_names_both_places(httpserver: HTTPSe
 
 
 def test_async_get_process_uses_the_same_fallback(httpserver: HTTPServer):
-    httpserver.expect_ordered_request("/bpmn/runtime/process-instances/7").respond_with_json({}, status=404)
     httpserver.expect_ordered_request(
-        "/bpmn/history/historic-process-instances/7", headers=AUTH
+        "/bpmn/runtime/process-instances/7", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json({}, status=404)
+    httpserver.expect_ordered_request(
+        "/bpmn/history/historic-process-instances/7", headers=AUTH, method="GET", query_string=""
     ).respond_with_json(historic_instance("7"))
     hook = make_hook(httpserver)
 
@@ -373,10 +444,18 @@ def test_async_get_process_uses_the_same_fallback(httpserver: HTTPServer):
 
 def test_suspend_and_activate(httpserver: HTTPServer):
     httpserver.expect_ordered_request(
-        "/bpmn/runtime/process-instances/27504", method="PUT", json={"action": "suspend"}, headers=AUTH
+        "/bpmn/runtime/process-instances/27504",
+        method="PUT",
+        json={"action": "suspend"},
+        headers=AUTH,
+        query_string="",
     ).respond_with_json(runtime_instance(suspended=True))
     httpserver.expect_ordered_request(
-        "/bpmn/runtime/process-instances/27504", method="PUT", json={"action": "activate"}
+        "/bpmn/runtime/process-instances/27504",
+        method="PUT",
+        json={"action": "activate"},
+        headers=AUTH,
+        query_string="",
     ).respond_with_json(runtime_instance())
     hook = make_hook(httpserver)
     assert hook.suspend_process("27504").state is ProcessState.SUSPENDED
@@ -412,7 +491,9 @@ def test_a_task_in_wso2s_documented_shape_gets_its_instance_from_the_url(httpser
         "processInstance": "https://localhost:9445/bpmn/runtime/process-instances/5",
         "suspended": False,
     }
-    httpserver.expect_oneshot_request("/bpmn/runtime/tasks").respond_with_json(page([documented], total=1))
+    httpserver.expect_oneshot_request(
+        "/bpmn/runtime/tasks", method="GET", headers=AUTH, query_string={"start": "0", "size": "100"}
+    ).respond_with_json(page([documented], total=1))
     (found,) = make_hook(httpserver).list_tasks()
     assert (found.id, found.process_instance_id, found.assignee, found.state) == (
         "8",
@@ -424,10 +505,10 @@ def test_a_task_in_wso2s_documented_shape_gets_its_instance_from_the_url(httpser
 
 def test_a_short_page_does_not_end_or_skip_the_listing(httpserver: HTTPServer):
     httpserver.expect_ordered_request(
-        "/bpmn/runtime/tasks", query_string={"start": "0", "size": "100"}
+        "/bpmn/runtime/tasks", query_string={"start": "0", "size": "100"}, method="GET", headers=AUTH
     ).respond_with_json(page([task("1"), task("2")], total=3))
     httpserver.expect_ordered_request(
-        "/bpmn/runtime/tasks", query_string={"start": "2", "size": "100"}
+        "/bpmn/runtime/tasks", query_string={"start": "2", "size": "100"}, method="GET", headers=AUTH
     ).respond_with_json(page([task("3")], total=3, start=2))
     assert [t.id for t in make_hook(httpserver).list_tasks()] == ["1", "2", "3"]
 
@@ -443,7 +524,8 @@ def test_find_processes_pages_the_history_and_marks_suspended_ones(httpserver: H
         "processDefinitionKey": "order",
         "tenantId": "acme",
         "businessKey": "order-7",
-        "startedAfter": "2015-01-01T00:00:00.000Z",
+        # RequestUtil.getDate (Activiti 5.21, WSO2): yyyy-MM-dd'T'HH:mm:ssz, no fraction of a second
+        "startedAfter": "2015-01-01T00:00:00Z",
     }
     # History does not know suspension: the runtime names the suspended candidates first.
     httpserver.expect_ordered_request(
@@ -457,6 +539,7 @@ def test_find_processes_pages_the_history_and_marks_suspended_ones(httpserver: H
             "start": "0",
             "size": "100",
         },
+        headers=AUTH,
     ).respond_with_json(page([runtime_instance("100", suspended=True)], total=1))
     for start, rows in ((0, first), (100, second)):
         httpserver.expect_ordered_request(
@@ -489,6 +572,8 @@ def test_find_ended_processes_asks_for_finished_ones_only(httpserver: HTTPServer
             "start": "0",
             "size": "100",
         },
+        method="GET",
+        headers=AUTH,
     ).respond_with_json(page([historic_instance("1"), historic_instance("2", deleteReason="x")], total=2))
     found = list(
         make_hook(httpserver).find_processes(states=["cancelled"], started_before="2016-01-01T00:00:00Z")
@@ -504,10 +589,13 @@ def test_find_processes_posts_a_raw_history_query_with_paging_in_the_body(httpse
         method="POST",
         json={**user_query, "processDefinitionKey": "order", "finished": False, "start": 0, "size": 100},
         headers=AUTH,
+        query_string="",
     ).respond_with_json(page([historic_instance("3", endTime=None)], total=1))
     httpserver.expect_oneshot_request(
         "/flowable-rest/service/runtime/process-instances",
         query_string={"suspended": "true", "processDefinitionKey": "order", "start": "0", "size": "100"},
+        method="GET",
+        headers=AUTH,
     ).respond_with_json(page([], total=0))
     found = list(
         make_hook(httpserver, "/flowable-rest/service").find_processes(
@@ -533,30 +621,69 @@ def test_find_processes_rejects_bad_filters_before_any_request(httpserver: HTTPS
     with pytest.raises(BpmConfigError) as caught:
         list(make_hook(httpserver).find_processes(**filters))
     assert fragment in str(caught.value)
+    assert (caught.value.system, caught.value.conn_id) == ("Activiti", "activiti_test")
+    assert "[Activiti, connection 'activiti_test']" in str(caught.value)
     assert httpserver.log == []
+
+
+def test_query_dates_are_sent_in_whole_seconds_utc(httpserver: HTTPServer):
+    # Activiti 5.21 / WSO2 RequestUtil.getDate parses "yyyy-MM-dd'T'HH:mm:ssz" (after turning a
+    # trailing Z into a GMT zone): a fraction of a second answers 400.
+    httpserver.expect_oneshot_request(
+        "/activiti-rest/service/history/historic-process-instances",
+        method="GET",
+        headers=AUTH,
+        query_string={
+            "startedAfter": "2015-01-17T11:06:02Z",
+            "startedBefore": "2016-01-01T00:00:00Z",
+            "finished": "true",
+            "start": "0",
+            "size": "100",
+        },
+    ).respond_with_json(page([], total=0))
+    found = make_hook(httpserver, "/activiti-rest/service").find_processes(
+        states=["COMPLETED"],
+        started_after=datetime(2015, 1, 17, 13, 6, 2, 438000, tzinfo=timezone(timedelta(hours=2))),
+        started_before="2016-01-01T02:00:00.250+02:00",
+    )
+    assert list(found) == []
+    httpserver.check_assertions()
 
 
 def test_find_by_business_key_prefers_the_newest_running_instance(httpserver: HTTPServer):
     httpserver.expect_oneshot_request(
         "/bpmn/runtime/process-instances",
-        query_string={"processDefinitionKey": "order", "businessKey": "bk-1", "start": "0", "size": "100"},
+        method="GET",
+        query_string={
+            "processDefinitionKey": "order",
+            "tenantId": "-1234",
+            "businessKey": "bk-1",
+            "start": "0",
+            "size": "100",
+        },
+        headers=AUTH,
     ).respond_with_json(page([runtime_instance("9", businessKey="bk-1"), runtime_instance("10")], total=2))
-    found = make_hook(httpserver).find_process_by_business_key("order", "bk-1")
+    found = make_hook(httpserver, tenant_id="-1234").find_process_by_business_key("order", "bk-1")
+    httpserver.check_assertions()
     assert found is not None and found.id == "10"  # numeric ids: 10 is newer than 9
 
 
 def test_find_by_business_key_falls_back_to_the_newest_finished_one(httpserver: HTTPServer):
     httpserver.expect_ordered_request(
         "/bpmn/runtime/process-instances",
+        method="GET",
         query_string={
             "processDefinitionId": "order:2:55",
             "businessKey": "bk-1",
             "start": "0",
             "size": "100",
         },
+        headers=AUTH,
     ).respond_with_json(page([], total=0))
     httpserver.expect_ordered_request(
         "/bpmn/history/historic-process-instances",
+        method="GET",
+        headers=AUTH,
         query_string={
             "processDefinitionId": "order:2:55",
             "businessKey": "bk-1",
@@ -576,16 +703,36 @@ def test_query_process_instances_posts_the_body_with_paging(httpserver: HTTPServ
     httpserver.expect_oneshot_request(
         "/bpmn/query/process-instances",
         method="POST",
+        query_string="",
         json={"processDefinitionKey": "sampleJavaServiceTask", "tenantId": "t", "start": 0, "size": 100},
+        headers=AUTH,
     ).respond_with_json(page([runtime_instance()], total=1))
     found = list(
         make_hook(httpserver).query_process_instances(
             {"processDefinitionKey": "sampleJavaServiceTask", "tenantId": "t"}
         )
     )
+    httpserver.check_assertions()
     assert [p.id for p in found] == ["27504"]
     with pytest.raises(BpmConfigError, match="#1348"):
         list(make_hook(httpserver).query_process_instances({"includeProcessVariables": True}))
+
+
+def test_query_by_key_gets_the_connections_tenant(httpserver: HTTPServer):
+    # Seed 004, "Query a Process Instance": with the processDefinitionKey, tenantId is mandatory.
+    for body in (
+        {"processDefinitionKey": "order", "tenantId": "-1234", "start": 0, "size": 100},
+        {"processDefinitionKey": "order", "tenantId": "other", "start": 0, "size": 100},
+        {"processDefinitionId": "order:1:5", "start": 0, "size": 100},
+    ):
+        httpserver.expect_ordered_request(
+            "/bpmn/query/process-instances", method="POST", query_string="", json=body, headers=AUTH
+        ).respond_with_json(page([], total=0))
+    hook = make_hook(httpserver, tenant_id="-1234")
+    assert list(hook.query_process_instances({"processDefinitionKey": "order"})) == []
+    assert list(hook.query_process_instances({"processDefinitionKey": "order", "tenantId": "other"})) == []
+    assert list(hook.query_process_instances({"processDefinitionId": "order:1:5"})) == []
+    httpserver.check_assertions()
 
 
 # ---- cancelling --------------------------------------------------------------------------------
@@ -602,6 +749,7 @@ def test_cancel_deletes_with_a_reason(httpserver: HTTPServer):
         "/bpmn/runtime/process-instances/27505",
         method="DELETE",
         query_string={"deleteReason": "duplicate order"},
+        headers=AUTH,
     ).respond_with_data("", status=204)
     hook = make_hook(httpserver)
     hook.cancel_process("27504")
@@ -611,16 +759,45 @@ def test_cancel_deletes_with_a_reason(httpserver: HTTPServer):
 
 def test_cancel_of_an_ended_instance(httpserver: HTTPServer):
     for instance_id, reason in (("1", None), ("2", "cancelled by Airflow")):
-        httpserver.expect_request(
-            f"/bpmn/runtime/process-instances/{instance_id}", method="DELETE"
+        httpserver.expect_ordered_request(
+            f"/bpmn/runtime/process-instances/{instance_id}",
+            method="DELETE",
+            query_string={"deleteReason": "cancelled by Airflow"},
+            headers=AUTH,
         ).respond_with_json({"statusCode": 404, "errorMessage": "not found"}, status=404)
-        httpserver.expect_request(
-            f"/bpmn/history/historic-process-instances/{instance_id}"
+        httpserver.expect_ordered_request(
+            f"/bpmn/history/historic-process-instances/{instance_id}",
+            method="GET",
+            query_string="",
+            headers=AUTH,
         ).respond_with_json(historic_instance(instance_id, deleteReason=reason))
     hook = make_hook(httpserver)
     with pytest.raises(BpmConflict, match="already ended"):
         hook.cancel_process("1")
     hook.cancel_process("2")  # already deleted: nothing left to do
+    httpserver.check_assertions()
+
+
+@pytest.mark.parametrize(("reason", "already_deleted"), [("", True), ("terminate end event (theEnd)", False)])
+def test_cancel_after_a_wso2_reasonless_delete_or_a_terminate_end(
+    httpserver: HTTPServer, reason, already_deleted
+):
+    httpserver.expect_ordered_request(
+        "/bpmn/runtime/process-instances/3",
+        method="DELETE",
+        query_string={"deleteReason": "cancelled by Airflow"},
+        headers=AUTH,
+    ).respond_with_json({"statusCode": 404, "errorMessage": "not found"}, status=404)
+    httpserver.expect_ordered_request(
+        "/bpmn/history/historic-process-instances/3", method="GET", query_string="", headers=AUTH
+    ).respond_with_json(historic_instance("3", deleteReason=reason))
+    hook = make_hook(httpserver)
+    if already_deleted:
+        hook.cancel_process("3")
+    else:
+        with pytest.raises(BpmConflict, match=r"already ended \(COMPLETED\)"):
+            hook.cancel_process("3")
+    httpserver.check_assertions()
 
 
 # ---- tasks -------------------------------------------------------------------------------------
@@ -629,7 +806,11 @@ def test_cancel_of_an_ended_instance(httpserver: HTTPServer):
 @pytest.mark.parametrize("base", BASES)
 def test_claim_defaults_to_the_connection_login(httpserver: HTTPServer, base: str):
     httpserver.expect_oneshot_request(
-        f"{base}/runtime/tasks/8", method="POST", json={"action": "claim", "assignee": LOGIN}, headers=AUTH
+        f"{base}/runtime/tasks/8",
+        method="POST",
+        json={"action": "claim", "assignee": LOGIN},
+        headers=AUTH,
+        query_string="",
     ).respond_with_data("", status=200)
     make_hook(httpserver, base).claim_task("8")
     httpserver.check_assertions()
@@ -637,7 +818,11 @@ def test_claim_defaults_to_the_connection_login(httpserver: HTTPServer, base: st
 
 def test_claim_conflict_is_a_bpm_conflict_with_the_servers_message(httpserver: HTTPServer):
     httpserver.expect_oneshot_request(
-        "/activiti-rest/service/runtime/tasks/8", method="POST", json={"action": "claim", "assignee": "gonzo"}
+        "/activiti-rest/service/runtime/tasks/8",
+        method="POST",
+        json={"action": "claim", "assignee": "gonzo"},
+        headers=AUTH,
+        query_string="",
     ).respond_with_json(
         {"message": "Task was already claimed", "exception": "Task '8' is already claimed by someone else."},
         status=409,
@@ -658,6 +843,7 @@ def test_complete_with_variables(httpserver: HTTPServer):
             ],
         },
         headers=AUTH,
+        query_string="",
     ).respond_with_data("", status=200)
     make_hook(httpserver).complete_task("8", {"approved": True, "amount": 12.5})
     httpserver.check_assertions()
@@ -668,6 +854,8 @@ def test_complete_with_a_flowable_outcome_and_option_checks(httpserver: HTTPServ
         "/flowable-rest/service/runtime/tasks/8",
         method="POST",
         json={"action": "complete", "outcome": "reject"},
+        headers=AUTH,
+        query_string="",
     ).respond_with_data("", status=200)
     hook = make_hook(httpserver, "/flowable-rest/service")
     hook.complete_task("8", outcome="reject")
@@ -680,24 +868,44 @@ def test_complete_with_a_flowable_outcome_and_option_checks(httpserver: HTTPServ
 
 def test_task_get_query_update_delegate_resolve_delete(httpserver: HTTPServer):
     base = "/bpmn/runtime/tasks/8"
-    httpserver.expect_ordered_request(base, method="GET", headers=AUTH).respond_with_json(task("8"))
+    httpserver.expect_ordered_request(base, method="GET", headers=AUTH, query_string="").respond_with_json(
+        task("8")
+    )
     httpserver.expect_ordered_request(
         "/bpmn/query/tasks",
         method="POST",
         json={"name": "My task", "assignee": "kermit", "priority": 50, "start": 0, "size": 100},
+        headers=AUTH,
+        query_string="",
     ).respond_with_json(page([task("8", assignee="kermit")], total=1))
     httpserver.expect_ordered_request(
         base,
         method="PUT",
         json={"assignee": "assignee", "dueDate": "2015-01-17T11:06:02.438Z", "priority": 20, "owner": None},
+        headers=AUTH,
+        query_string="",
     ).respond_with_json(task("8", assignee="assignee", priority=20))
     httpserver.expect_ordered_request(
-        base, method="POST", json={"action": "delegate", "assignee": "userToDelegateTo"}
+        base,
+        method="POST",
+        json={"action": "delegate", "assignee": "userToDelegateTo"},
+        headers=AUTH,
+        query_string="",
     ).respond_with_data("")
-    httpserver.expect_ordered_request(base, method="POST", json={"action": "resolve"}).respond_with_data("")
     httpserver.expect_ordered_request(
-        base, method="DELETE", query_string={"cascadeHistory": "true", "deleteReason": "obsolete"}
+        base, method="POST", json={"action": "resolve"}, headers=AUTH, query_string=""
+    ).respond_with_data("")
+    # Seed 004: DELETE runtime/tasks/{id}?cascadeHistory=..&deleteReason=..; the server keeps the
+    # reason only when cascadeHistory is absent, so a reason travels alone.
+    httpserver.expect_ordered_request(
+        base, method="DELETE", query_string={"deleteReason": "obsolete"}, headers=AUTH
     ).respond_with_data("", status=204)
+    httpserver.expect_ordered_request(
+        base, method="DELETE", query_string={"cascadeHistory": "true"}, headers=AUTH
+    ).respond_with_data("", status=204)
+    httpserver.expect_ordered_request(base, method="DELETE", query_string="", headers=AUTH).respond_with_data(
+        "", status=204
+    )
 
     hook = make_hook(httpserver)
     assert hook.get_task("8").name == "My task"
@@ -714,10 +922,17 @@ def test_task_get_query_update_delegate_resolve_delete(httpserver: HTTPServer):
     assert updated.assignee == "assignee"
     hook.delegate_task("8", "userToDelegateTo")
     hook.resolve_task("8")
-    hook.delete_task("8", cascade_history=True, delete_reason="obsolete")
+    hook.delete_task("8", delete_reason="obsolete")
+    hook.delete_task("8", cascade_history=True)
+    hook.delete_task("8")
     httpserver.check_assertions()
+    sent = len(httpserver.log)
+    with pytest.raises(BpmConfigError, match="delete_reason is lost with cascade_history=True") as caught:
+        hook.delete_task("8", cascade_history=True, delete_reason="obsolete")
+    assert caught.value.conn_id == "activiti_test" and caught.value.system == "Activiti"
     with pytest.raises(BpmConfigError, match="unknown task field"):
         hook.update_task("8", colour="red")
+    assert len(httpserver.log) == sent
 
 
 def test_comments_add_list_get_delete(httpserver: HTTPServer):
@@ -735,10 +950,17 @@ def test_comments_add_list_get_delete(httpserver: HTTPServer):
         method="POST",
         json={"message": "This is a comment on the task.", "saveProcessInstanceId": True},
         headers=AUTH,
+        query_string="",
     ).respond_with_json(comment, status=201)
-    httpserver.expect_ordered_request(root, method="GET").respond_with_json([comment])
-    httpserver.expect_ordered_request(f"{root}/123", method="GET").respond_with_json(comment)
-    httpserver.expect_ordered_request(f"{root}/123", method="DELETE").respond_with_data("", status=204)
+    httpserver.expect_ordered_request(root, method="GET", headers=AUTH, query_string="").respond_with_json(
+        [comment]
+    )
+    httpserver.expect_ordered_request(
+        f"{root}/123", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json(comment)
+    httpserver.expect_ordered_request(
+        f"{root}/123", method="DELETE", headers=AUTH, query_string=""
+    ).respond_with_data("", status=204)
     hook = make_hook(httpserver)
     assert (
         hook.add_comment("101", "This is a comment on the task.", save_process_instance_id=True)["id"]
@@ -759,13 +981,19 @@ def test_attachments_upload_as_multipart_or_link_as_json(httpserver: HTTPServer)
         assert request.headers["Authorization"] == basic()
         return Response(json.dumps({"id": "21", "name": "note.txt"}), status=201, headers=JSON_HEADERS)
 
-    httpserver.expect_ordered_request(root, method="POST").respond_with_handler(upload)
+    httpserver.expect_ordered_request(
+        root, method="POST", headers=AUTH, query_string=""
+    ).respond_with_handler(upload)
     httpserver.expect_ordered_request(
         root,
         method="POST",
         json={"name": "Wiki", "description": "order page", "externalUrl": "https://wiki.example/o"},
+        headers=AUTH,
+        query_string="",
     ).respond_with_json({"id": "22", "name": "Wiki"}, status=201)
-    httpserver.expect_ordered_request(root, method="GET").respond_with_json([{"id": "21"}, {"id": "22"}])
+    httpserver.expect_ordered_request(root, method="GET", headers=AUTH, query_string="").respond_with_json(
+        [{"id": "21"}, {"id": "22"}]
+    )
     hook = make_hook(httpserver, "/flowable-rest/service")
     assert hook.add_attachment("8", "note.txt", b"3 pallets", content_type="text/plain")["id"] == "21"
     link = hook.add_attachment("8", "Wiki", external_url="https://wiki.example/o", description="order page")
@@ -792,8 +1020,12 @@ def test_variables_list_get_and_set(httpserver: HTTPServer):
         },
     ]
     root = "/bpmn/runtime/process-instances/5/variables"
-    httpserver.expect_ordered_request(root, method="GET", headers=AUTH).respond_with_json(documented)
-    httpserver.expect_ordered_request(f"{root}/intProcVar", method="GET").respond_with_json(documented[0])
+    httpserver.expect_ordered_request(root, method="GET", headers=AUTH, query_string="").respond_with_json(
+        documented
+    )
+    httpserver.expect_ordered_request(
+        f"{root}/intProcVar", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json(documented[0])
     httpserver.expect_ordered_request(
         root,
         method="PUT",
@@ -801,6 +1033,8 @@ def test_variables_list_get_and_set(httpserver: HTTPServer):
             {"name": "note", "type": "string", "value": "hi"},
             {"name": "n", "type": "long", "value": 2**33},
         ],
+        headers=AUTH,
+        query_string="",
     ).respond_with_json([], status=201)
 
     def binary_upload(request: WerkzeugRequest) -> Response:
@@ -810,7 +1044,9 @@ def test_variables_list_get_and_set(httpserver: HTTPServer):
         assert request.headers["Authorization"] == basic()
         return Response(json.dumps({"name": "scan", "type": "binary"}), status=201, headers=JSON_HEADERS)
 
-    httpserver.expect_ordered_request(root, method="PUT").respond_with_handler(binary_upload)
+    httpserver.expect_ordered_request(root, method="PUT", headers=AUTH, query_string="").respond_with_handler(
+        binary_upload
+    )
 
     hook = make_hook(httpserver)
     assert hook.get_variables("5") == {
@@ -826,7 +1062,10 @@ def test_variables_list_get_and_set(httpserver: HTTPServer):
 def test_binary_variable_data_is_streamed(httpserver: HTTPServer):
     content = bytes(range(256)) * 1024
     httpserver.expect_oneshot_request(
-        "/bpmn/runtime/process-instances/5/variables/byteArrayProcVar/data", headers=AUTH
+        "/bpmn/runtime/process-instances/5/variables/byteArrayProcVar/data",
+        headers=AUTH,
+        method="GET",
+        query_string="",
     ).respond_with_data(content, content_type="application/octet-stream")
     with make_hook(httpserver).open_variable_data("5", "byteArrayProcVar") as reply:
         assert reply.stream is not None  # streamed, not read into the reply body
@@ -840,7 +1079,9 @@ def test_binary_variable_data_is_streamed(httpserver: HTTPServer):
 
 
 def test_files_are_binary_variables_plus_task_attachments_and_stream(httpserver: HTTPServer):
-    httpserver.expect_request("/bpmn/runtime/process-instances/5/variables", method="GET").respond_with_json(
+    httpserver.expect_request(
+        "/bpmn/runtime/process-instances/5/variables", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json(
         [
             {"name": "intProcVar", "type": "integer", "value": 123, "scope": "local"},
             {"name": "contract", "type": "binary", "value": None, "scope": "local"},
@@ -850,20 +1091,29 @@ def test_files_are_binary_variables_plus_task_attachments_and_stream(httpserver:
     httpserver.expect_request(
         "/bpmn/history/historic-task-instances",
         query_string={"processInstanceId": "5", "start": "0", "size": "100"},
+        method="GET",
+        headers=AUTH,
     ).respond_with_json(page([{"id": "8", "name": "Review"}, {"id": "9", "name": "Approve"}], total=2))
-    httpserver.expect_request("/bpmn/runtime/tasks/8/attachments").respond_with_json(
+    httpserver.expect_request(
+        "/bpmn/runtime/tasks/8/attachments", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json(
         [
             {"id": "11", "name": "invoice.pdf", "type": "application/pdf", "externalUrl": None},
             {"id": "12", "name": "wiki", "type": "simpleType", "externalUrl": "https://wiki.example/x"},
         ]
     )
-    httpserver.expect_request("/bpmn/runtime/tasks/9/attachments").respond_with_json([])
-    httpserver.expect_request("/bpmn/runtime/process-instances/5/variables/contract/data").respond_with_data(
-        b"contract-bytes"
-    )
-    httpserver.expect_request("/bpmn/runtime/tasks/8/attachments/11/content", headers=AUTH).respond_with_data(
-        b"%PDF invoice", content_type="application/pdf"
-    )
+    httpserver.expect_request(
+        "/bpmn/runtime/tasks/9/attachments", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json([])
+    httpserver.expect_request(
+        "/bpmn/runtime/process-instances/5/variables/contract/data",
+        method="GET",
+        headers=AUTH,
+        query_string="",
+    ).respond_with_data(b"contract-bytes")
+    httpserver.expect_request(
+        "/bpmn/runtime/tasks/8/attachments/11/content", headers=AUTH, method="GET", query_string=""
+    ).respond_with_data(b"%PDF invoice", content_type="application/pdf")
 
     hook = make_hook(httpserver)
     files = list(hook.list_files("5"))
@@ -883,12 +1133,16 @@ def test_files_are_binary_variables_plus_task_attachments_and_stream(httpserver:
 
 
 def test_files_of_an_ended_instance_come_from_the_history(httpserver: HTTPServer):
-    httpserver.expect_request("/bpmn/runtime/process-instances/5/variables").respond_with_json({}, status=404)
-    httpserver.expect_request("/bpmn/history/historic-process-instances/5").respond_with_json(
-        historic_instance("5")
-    )
+    httpserver.expect_request(
+        "/bpmn/runtime/process-instances/5/variables", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json({}, status=404)
+    httpserver.expect_request(
+        "/bpmn/history/historic-process-instances/5", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json(historic_instance("5"))
     httpserver.expect_request(
         "/bpmn/history/historic-variable-instances",
+        method="GET",
+        headers=AUTH,
         query_string={"processInstanceId": "5", "start": "0", "size": "100"},
     ).respond_with_json(
         page(
@@ -901,9 +1155,17 @@ def test_files_of_an_ended_instance_come_from_the_history(httpserver: HTTPServer
             total=2,
         )
     )  # fmt: skip
-    httpserver.expect_request("/bpmn/history/historic-task-instances").respond_with_json(page([], total=0))
     httpserver.expect_request(
-        "/bpmn/history/historic-process-instances/5/variables/contract/data"
+        "/bpmn/history/historic-task-instances",
+        method="GET",
+        headers=AUTH,
+        query_string={"processInstanceId": "5", "start": "0", "size": "100"},
+    ).respond_with_json(page([], total=0))
+    httpserver.expect_request(
+        "/bpmn/history/historic-process-instances/5/variables/contract/data",
+        method="GET",
+        headers=AUTH,
+        query_string="",
     ).respond_with_data(b"kept in history")
 
     hook = make_hook(httpserver)
@@ -915,10 +1177,13 @@ def test_files_of_an_ended_instance_come_from_the_history(httpserver: HTTPServer
 
 def test_a_file_of_an_instance_that_ended_after_listing_is_read_from_the_history(httpserver: HTTPServer):
     httpserver.expect_ordered_request(
-        "/bpmn/runtime/process-instances/5/variables/doc/data"
+        "/bpmn/runtime/process-instances/5/variables/doc/data", method="GET", headers=AUTH, query_string=""
     ).respond_with_json({}, status=404)
     httpserver.expect_ordered_request(
-        "/bpmn/history/historic-process-instances/5/variables/doc/data"
+        "/bpmn/history/historic-process-instances/5/variables/doc/data",
+        method="GET",
+        headers=AUTH,
+        query_string="",
     ).respond_with_data(b"late")
     listed = ProcessFile(
         name="doc",
@@ -932,12 +1197,12 @@ def test_a_file_of_an_instance_that_ended_after_listing_is_read_from_the_history
 
 
 def test_files_of_an_unknown_instance(httpserver: HTTPServer):
-    httpserver.expect_request("/bpmn/runtime/process-instances/404/variables").respond_with_json(
-        {}, status=404
-    )
-    httpserver.expect_request("/bpmn/history/historic-process-instances/404").respond_with_json(
-        {}, status=404
-    )
+    httpserver.expect_request(
+        "/bpmn/runtime/process-instances/404/variables", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json({}, status=404)
+    httpserver.expect_request(
+        "/bpmn/history/historic-process-instances/404", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json({}, status=404)
     with pytest.raises(BpmNotFound, match="process instance 404 not found"):
         list(make_hook(httpserver).list_files("404"))
 
@@ -945,25 +1210,46 @@ def test_files_of_an_unknown_instance(httpserver: HTTPServer):
 # ---- deployments and definitions ---------------------------------------------------------------
 
 
-def test_deploy_uploads_the_model_as_multipart(httpserver: HTTPServer, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "query"),
+    [
+        (None, {"tenantId": "acme"}),
+        # Flowable spec: POST repository/deployments?deploymentName=..&tenantId=..
+        ("Orders", {"tenantId": "acme", "deploymentName": "Orders"}),
+    ],
+)
+def test_deploy_uploads_the_model_as_multipart(httpserver: HTTPServer, tmp_path, name, query):
     model = tmp_path / "order.bpmn20.xml"
     model.write_bytes(b"<definitions/>")
 
     def handler(request: WerkzeugRequest) -> Response:
-        assert request.args.to_dict() == {"tenantId": "acme"}
+        assert request.form.to_dict() == {}
         upload = request.files["file"]
         assert upload.filename == "order.bpmn20.xml"
+        assert upload.content_type == "text/xml"
         assert upload.read() == b"<definitions/>"
-        assert request.headers["Authorization"] == basic()
         body = {"id": "27501", "name": "order.bpmn20.xml", "tenantId": "acme"}
         return Response(json.dumps(body), status=201, headers=JSON_HEADERS)
 
-    httpserver.expect_oneshot_request("/bpmn/repository/deployments", method="POST").respond_with_handler(
-        handler
-    )
-    deployment = make_hook(httpserver, tenant_id="acme").deploy(model)
+    httpserver.expect_oneshot_request(
+        "/flowable-rest/service/repository/deployments", method="POST", headers=AUTH, query_string=query
+    ).respond_with_handler(handler)
+    deployment = make_hook(httpserver, "/flowable-rest/service", tenant_id="acme").deploy(model, name=name)
     httpserver.check_assertions()
     assert deployment["id"] == "27501"
+
+
+def test_deploy_on_wso2_explains_that_its_rest_api_cannot(httpserver: HTTPServer, tmp_path):
+    # WSO2's REST layer has GET repository/deployments and GET .../{id} only (seed 004).
+    model = tmp_path / "order.bar"
+    model.write_bytes(b"PK")
+    httpserver.expect_oneshot_request(
+        "/bpmn/repository/deployments", method="POST", headers=AUTH, query_string=""
+    ).respond_with_data("", status=405, headers={"Allow": "GET"})
+    with pytest.raises(BpmConfigError, match="cannot deploy through its REST API") as caught:
+        make_hook(httpserver).deploy(model)
+    assert "Carbon application" in str(caught.value) and caught.value.status == 405
+    assert len(httpserver.log) == 1
 
 
 def test_deploy_of_a_missing_file_is_a_config_error(httpserver: HTTPServer, tmp_path):
@@ -978,14 +1264,23 @@ def test_deployments_and_definitions(httpserver: HTTPServer):
     httpserver.expect_ordered_request(
         "/bpmn/repository/deployments",
         query_string={"name": "sampleJavaServiceTask.bpmn20.xml", "start": "0", "size": "100"},
+        method="GET",
+        headers=AUTH,
     ).respond_with_json(page([deployment], total=1))
-    httpserver.expect_ordered_request("/bpmn/repository/deployments/27501").respond_with_json(deployment)
+    httpserver.expect_ordered_request(
+        "/bpmn/repository/deployments/27501", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json(deployment)
     httpserver.expect_ordered_request(
         "/bpmn/repository/process-definitions",
         query_string={"key": "sampleJavaServiceTask", "latest": "true", "start": "0", "size": "100"},
+        method="GET",
+        headers=AUTH,
     ).respond_with_json(page([definition], total=1))
     httpserver.expect_ordered_request(
-        "/bpmn/repository/process-definitions/sampleJavaServiceTask:1:27503"
+        "/bpmn/repository/process-definitions/sampleJavaServiceTask:1:27503",
+        method="GET",
+        headers=AUTH,
+        query_string="",
     ).respond_with_json(definition)
     hook = make_hook(httpserver)
     assert [d["id"] for d in hook.list_deployments(name="sampleJavaServiceTask.bpmn20.xml")] == ["27501"]
@@ -1028,8 +1323,8 @@ def test_the_contract_check_rejects_what_the_spec_does_not_declare():
 
 
 def test_auth_failure_is_an_auth_error(httpserver: HTTPServer):
-    httpserver.expect_oneshot_request("/bpmn/runtime/tasks/1").respond_with_json(
-        {"statusCode": 401, "errorMessage": "Unauthorized"}, status=401
-    )
+    httpserver.expect_oneshot_request(
+        "/bpmn/runtime/tasks/1", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json({"statusCode": 401, "errorMessage": "Unauthorized"}, status=401)
     with pytest.raises(BpmAuthError, match="authentication failed"):
         make_hook(httpserver).get_task("1")

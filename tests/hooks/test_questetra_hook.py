@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -64,9 +65,25 @@ def make_hook(
     )
 
 
-def seen(server: HTTPServer) -> list[WsgiRequest]:
+def seen(server: HTTPServer, auth: str = BASIC) -> list[WsgiRequest]:
+    """Every request the server got, each checked to carry exactly the connection's credentials."""
     server.check_assertions()  # fails on any request no expectation matched
-    return [request for request, _ in server.log]
+    server.expected_auth = auth  # type: ignore[attr-defined]
+    requests = [request for request, _ in server.log]
+    for request in requests:
+        assert request.headers.get("Authorization") == auth, f"{request.method} {request.path}"
+    return requests
+
+
+@pytest.fixture(autouse=True)
+def every_request_carries_the_credentials(httpserver: HTTPServer) -> Iterator[None]:
+    """Also for tests that never call seen(): no request may go out without the exact header."""
+    httpserver.expected_auth = BASIC  # type: ignore[attr-defined]
+    yield
+    for request, _ in httpserver.log:
+        assert request.headers.get("Authorization") == httpserver.expected_auth, (  # type: ignore[attr-defined]
+            f"{request.method} {request.path}"
+        )
 
 
 def form(request: WsgiRequest) -> dict[str, list[str]]:
@@ -231,8 +248,24 @@ def test_bearer_token_from_the_password_field(httpserver: HTTPServer):
     )
     hook = make_hook(httpserver, extra={"auth_type": "bearer"}, login=None, password=TOKEN)
     assert hook.test_connection() == (True, f"Connected to {hook.base_url}; 0 startable process(es)")
-    [request] = seen(httpserver)
+    [request] = seen(httpserver, auth=f"Bearer {TOKEN}")
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_every_request_of_a_bearer_connection_carries_the_token(httpserver: HTTPServer):
+    httpserver.expect_request("/API/PE/ProcessInstance/start", method="POST").respond_with_json(
+        {"workitem": workitem()}
+    )
+    httpserver.expect_request("/API/PE/Workitem/Form/viewXml").respond_with_data(FIRST_TASK_FORM)
+    httpserver.expect_request("/API/PE/Workitem/Form/save", method="POST").respond_with_data(SAVED)
+    httpserver.expect_request("/API/OR/ProcessInstance/view").respond_with_json(
+        {"processInstance": process_entry()}
+    )
+    httpserver.expect_request("/API/OR/Workitem/Star/add", method="POST").respond_with_data("")
+    hook = make_hook(httpserver, extra={"auth_type": "bearer"}, login=None, password=TOKEN)
+    hook.start_process("12/3", business_key="K")
+    hook.add_star(58399)
+    assert len(seen(httpserver, auth=f"Bearer {TOKEN}")) == 5
 
 
 def test_registry_serves_questetra_connections():
@@ -257,7 +290,7 @@ def test_401_is_an_auth_error_sent_once_and_never_shows_the_secret(httpserver: H
     hook = make_hook(httpserver, extra=extra, password=secret)
     with pytest.raises(BpmAuthError) as caught:
         hook.get_process("825")
-    assert len(seen(httpserver)) == 1
+    assert len(seen(httpserver, auth=header)) == 1
     text = str(caught.value)
     assert "HTTP 401" in text and "connection 'q'" in text and "/API/OR/ProcessInstance/view" in text
     for leak in (secret, header.split()[1]):
@@ -373,6 +406,21 @@ def test_start_process_looks_up_the_start_node_page_by_page(httpserver: HTTPServ
     assert all(r.headers["Authorization"] == BASIC for r in (listing1, listing2, start, view))
 
 
+def test_list_startable_sends_category_and_query(httpserver: HTTPServer):
+    httpserver.expect_request("/API/PE/ProcessModel/listStartable", method="GET").respond_with_json(
+        {"count": 1, "startableActivities": [startable(11, 0, "経費精算")]}
+    )
+    found = list(make_hook(httpserver).list_startable(category="テストカテゴリ", query="経費 & 旅費"))
+    assert [(a["processModelInfoId"], a["nodeNumber"]) for a in found] == [(11, 0)]
+    [request] = seen(httpserver)
+    assert query(request) == {
+        "start": ["0"],
+        "limit": ["100"],
+        "category": ["テストカテゴリ"],
+        "query": ["経費 & 旅費"],
+    }
+
+
 def test_start_process_with_a_node_number_skips_the_lookup(httpserver: HTTPServer):
     httpserver.expect_request("/userweb/API/PE/ProcessInstance/start", method="POST").respond_with_json(
         {"workitem": workitem()}
@@ -386,7 +434,7 @@ def test_start_process_with_a_node_number_skips_the_lookup(httpserver: HTTPServe
     assert view.path == "/userweb/API/OR/ProcessInstance/view"
 
 
-def test_start_process_submits_the_first_form_with_variables_and_business_key_as_title(
+def test_start_process_saves_the_business_key_title_first_then_submits_the_variables(
     httpserver: HTTPServer,
 ):
     httpserver.expect_request("/API/PE/ProcessInstance/start", method="POST").respond_with_json(
@@ -411,11 +459,14 @@ def test_start_process_submits_the_first_form_with_variables_and_business_key_as
         flow="Approve",
     )
     assert instance.title == "INV-<1>"
-    start, view_form, save, view = seen(httpserver)
+    start, view_form, save_title, submit, view = seen(httpserver)
     assert form(start) == {"processModelInfoId": ["12"], "nodeNumber": ["3"]}
     assert query(view_form) == {"workitemId": ["58399"]}
     assert query(view) == {"processInstanceId": ["825"]}
-    assert form(save) == {
+    # the title alone first, without finishing the task (saveOnly, seed 003), so it survives
+    # a refused submit
+    assert form(save_title) == {"workitemId": ["58399"], "title": ["INV-<1>"], "saveOnly": ["true"]}
+    assert form(submit) == {
         "workitemId": ["58399"],
         "title": ["INV-<1>"],
         "data[0].input": ["ACME & Co"],
@@ -434,8 +485,86 @@ def test_start_process_title_option_wins_over_business_key(httpserver: HTTPServe
     httpserver.expect_request("/API/PE/Workitem/Form/save", method="POST").respond_with_data(SAVED)
     expect_view(httpserver)
     make_hook(httpserver).start_process("12/3", business_key="KEY-1", title="Shown title", save_only=True)
+    paths = [r.path for r in seen(httpserver)]
+    assert paths.count("/API/PE/Workitem/Form/save") == 1  # nothing to submit: the title only
     save = seen(httpserver)[2]
     assert form(save) == {"workitemId": ["58399"], "title": ["Shown title"], "saveOnly": ["true"]}
+
+
+def test_a_business_key_alone_titles_the_process_and_leaves_the_first_task_open(httpserver: HTTPServer):
+    httpserver.expect_request("/API/PE/ProcessInstance/start", method="POST").respond_with_json(
+        {"workitem": workitem()}
+    )
+    httpserver.expect_request("/API/PE/Workitem/Form/viewXml", method="GET").respond_with_data(
+        FIRST_TASK_FORM, content_type="text/xml"
+    )
+    httpserver.expect_request("/API/PE/Workitem/Form/save", method="POST").respond_with_data(SAVED)
+    expect_view(httpserver, processInstanceTitle="KEY-1")
+    assert make_hook(httpserver).start_process("12/3", business_key="KEY-1").title == "KEY-1"
+    start, view_form, save, view = seen(httpserver)
+    assert [start.path, view_form.path, view.path] == [
+        "/API/PE/ProcessInstance/start",
+        "/API/PE/Workitem/Form/viewXml",
+        "/API/OR/ProcessInstance/view",
+    ]
+    # saved, not submitted: the first task stays open in "My Tasks"
+    assert form(save) == {"workitemId": ["58399"], "title": ["KEY-1"], "saveOnly": ["true"]}
+
+
+def test_save_only_variables_are_saved_after_the_title_without_finishing(httpserver: HTTPServer):
+    httpserver.expect_request("/API/PE/ProcessInstance/start", method="POST").respond_with_json(
+        {"workitem": workitem()}
+    )
+    httpserver.expect_request("/API/PE/Workitem/Form/viewXml").respond_with_data(FIRST_TASK_FORM)
+    httpserver.expect_request("/API/PE/Workitem/Form/save", method="POST").respond_with_data(SAVED)
+    expect_view(httpserver)
+    make_hook(httpserver).start_process("12/3", variables={4: 7}, business_key="K", save_only=True)
+    _, _, save_title, save_values, _ = seen(httpserver)
+    assert form(save_title) == {"workitemId": ["58399"], "title": ["K"], "saveOnly": ["true"]}
+    assert form(save_values) == {
+        "workitemId": ["58399"],
+        "title": ["K"],
+        "data[4].usdecimal": ["7"],
+        "saveOnly": ["true"],
+    }
+
+
+def test_a_refused_submit_leaves_the_title_saved_and_names_the_process(httpserver: HTTPServer):
+    refused = (
+        '<result success="false"><errors><error><key>flow</key><detail>no</detail></error></errors></result>'
+    )
+    httpserver.expect_request("/API/PE/ProcessInstance/start", method="POST").respond_with_json(
+        {"workitem": workitem()}
+    )
+    httpserver.expect_request("/API/PE/Workitem/Form/viewXml").respond_with_data(FIRST_TASK_FORM)
+    answers = iter([SAVED, refused])
+    httpserver.expect_request("/API/PE/Workitem/Form/save", method="POST").respond_with_handler(
+        lambda request: Response(next(answers), content_type="text/xml")
+    )
+    with pytest.raises(BpmValidationError) as caught:
+        make_hook(httpserver).start_process("12/3", variables={4: 7}, business_key="K", flow="Approve")
+    text = str(caught.value)
+    assert "process 825 was started, but its first task could not be submitted" in text
+    assert "POST /API/PE/Workitem/Form/save" in text and "connection 'q'" in text
+    assert caught.value.details == ["flow: no"]
+    _, _, save_title, submit = seen(httpserver)
+    assert form(save_title)["saveOnly"] == ["true"] and "saveOnly" not in form(submit)
+
+
+def test_a_refused_title_names_the_started_process(httpserver: HTTPServer):
+    refused = (
+        '<result success="false"><errors><error><key>title</key><detail>too long</detail></error>'
+        "</errors></result>"
+    )
+    httpserver.expect_request("/API/PE/ProcessInstance/start", method="POST").respond_with_json(
+        {"workitem": workitem()}
+    )
+    httpserver.expect_request("/API/PE/Workitem/Form/viewXml").respond_with_data(FIRST_TASK_FORM)
+    httpserver.expect_request("/API/PE/Workitem/Form/save", method="POST").respond_with_data(refused)
+    with pytest.raises(BpmValidationError, match="process 825 was started, but its title could not be saved"):
+        make_hook(httpserver).start_process("12/3", variables={4: 7}, business_key="K", flow="Approve")
+    assert [r.path for r in seen(httpserver)][-1] == "/API/PE/Workitem/Form/save"
+    assert len(seen(httpserver)) == 3  # nothing submitted after the refused title
 
 
 def test_start_process_names_startable_apps_when_the_app_is_unknown(httpserver: HTTPServer):
@@ -445,6 +574,7 @@ def test_start_process_names_startable_apps_when_the_app_is_unknown(httpserver: 
     with pytest.raises(BpmNotFound) as caught:
         make_hook(httpserver).start_process("12")
     assert "app 12 cannot be started" in str(caught.value)
+    assert "[Questetra, GET /API/PE/ProcessModel/listStartable, connection 'q']" in str(caught.value)
     assert "startable apps: 11 'テストアプリ', 13 'Expenses'" in str(caught.value)
     assert [r.path for r in seen(httpserver)] == ["/API/PE/ProcessModel/listStartable"]
 
@@ -458,8 +588,10 @@ def test_start_process_with_several_start_events_asks_for_one(httpserver: HTTPSe
     )
     with pytest.raises(
         BpmConfigError, match=r"2 start events; name one as '12/<node number>': 0 'Web', 5 'Mail'"
-    ):
+    ) as caught:
         make_hook(httpserver).start_process("12")
+    assert "[Questetra, GET /API/PE/ProcessModel/listStartable, connection 'q']" in str(caught.value)
+    assert seen(httpserver)[0].path == "/API/PE/ProcessModel/listStartable"
 
 
 @pytest.mark.parametrize(
@@ -486,6 +618,7 @@ def test_a_refused_first_form_names_the_started_process(httpserver: HTTPServer):
     text = str(caught.value)
     assert "process 825 was started, but its first task could not be submitted" in text
     assert "data item 7 'Reference' is display only" in text
+    assert "connection 'q'" in text and caught.value.conn_id == "q"
     assert [r.path for r in seen(httpserver)] == [
         "/API/PE/ProcessInstance/start",
         "/API/PE/Workitem/Form/viewXml",
@@ -581,8 +714,22 @@ def test_an_unknown_vendor_state_is_not_guessed(httpserver: HTTPServer):
     httpserver.expect_request("/API/OR/ProcessInstance/view").respond_with_json(
         {"processInstance": process_entry(state="PAUSED")}
     )
-    with pytest.raises(BpmServerError, match="processInstanceState='PAUSED'"):
+    with pytest.raises(BpmServerError, match="processInstanceState='PAUSED'") as caught:
         make_hook(httpserver).get_process("825")
+    assert "[Questetra, GET /API/OR/ProcessInstance/view, connection 'q']" in str(caught.value)
+
+
+def test_an_unknown_state_in_a_search_names_the_search(httpserver: HTTPServer):
+    httpserver.expect_request("/API/OR/ProcessInstance/list", method="POST").respond_with_json(
+        {"count": 1, "processInstances": [process_entry(state="PAUSED")]}
+    )
+    with pytest.raises(BpmServerError) as caught:
+        list(make_hook(httpserver).find_processes())
+    assert (caught.value.method, caught.value.path, caught.value.conn_id) == (
+        "POST",
+        "/API/OR/ProcessInstance/list",
+        "q",
+    )
 
 
 def test_find_processes_pages_with_limit_and_translates_filters(httpserver: HTTPServer):
@@ -659,9 +806,36 @@ def test_find_processes_merges_a_mapping_query(httpserver: HTTPServer):
     ],
 )
 def test_find_processes_refuses_bad_filters_before_any_request(httpserver: HTTPServer, filters, message):
-    with pytest.raises(BpmConfigError, match=message):
+    with pytest.raises(BpmConfigError, match=message) as caught:
         make_hook(httpserver).find_processes(**filters)
+    assert caught.value.conn_id == "q" and "connection 'q'" in str(caught.value)
     assert seen(httpserver) == []
+
+
+def test_find_processes_searches_cancelled_as_failed(httpserver: HTTPServer):
+    httpserver.expect_request("/API/OR/ProcessInstance/list", method="POST").respond_with_json(
+        {"count": 0, "processInstances": []}
+    )
+    assert list(make_hook(httpserver).find_processes(states="CANCELLED")) == []
+    [request] = seen(httpserver)
+    assert children(criteria_of(request).find("states")) == [("state", "FAILED")]
+
+
+def test_suspended_only_is_refused_since_questetra_cannot_suspend(httpserver: HTTPServer):
+    for states in ("SUSPENDED", [ProcessState.SUSPENDED], ["suspended", "SUSPENDED"]):
+        with pytest.raises(BpmConfigError, match="Questetra cannot suspend processes") as caught:
+            make_hook(httpserver).find_processes(states=states)
+        assert "connection 'q'" in str(caught.value)
+    assert seen(httpserver) == []
+
+
+def test_suspended_beside_other_states_adds_nothing(httpserver: HTTPServer):
+    httpserver.expect_request("/API/OR/ProcessInstance/list", method="POST").respond_with_json(
+        {"count": 1, "processInstances": [process_entry()]}
+    )
+    assert len(list(make_hook(httpserver).find_processes(states=["SUSPENDED", "RUNNING"]))) == 1
+    [request] = seen(httpserver)
+    assert children(criteria_of(request).find("states")) == [("state", "STARTED")]
 
 
 def test_search_processes_sends_built_criteria_with_escaped_values(httpserver: HTTPServer):
@@ -695,8 +869,15 @@ def test_search_tasks_uses_workitem_criteria(httpserver: HTTPServer):
 
 
 def test_search_tasks_refuses_process_criteria_xml(httpserver: HTTPServer):
-    with pytest.raises(BpmConfigError, match="expected <workitem-criteria>"):
+    with pytest.raises(BpmConfigError, match="expected <workitem-criteria>") as caught:
         make_hook(httpserver).search_tasks("<process-instance-criteria/>")
+    assert str(caught.value) == (
+        "criteria XML has the root element <process-instance-criteria>; expected <workitem-criteria> "
+        "[Questetra, connection 'q']"
+    )
+    with pytest.raises(BpmConfigError, match="unknown criteria key") as caught:
+        make_hook(httpserver).search_processes_csv({"nope": 1})
+    assert (caught.value.system, caught.value.conn_id) == ("Questetra", "q")
     assert seen(httpserver) == []
 
 
@@ -811,6 +992,87 @@ def test_claim_task_accepts_the_offered_task(httpserver: HTTPServer):
     make_hook(httpserver).claim_task("58399")
     [request] = seen(httpserver)
     assert form(request) == {"workitemIds": ["58399"]}
+
+
+def not_accepted(wid: int = 58399, **workitem_fields: Any) -> dict[str, Any]:
+    # The document's Result shape; it names no error type for a task that is not offered (only
+    # 40003 WorkitemDoesNotExist), so the hook must not depend on this one.
+    result: dict[str, Any] = {
+        "success": False,
+        "workitemId": wid,
+        "error": {"errorCode": "40007", "type": "WorkitemIsNotOffered"},
+    }
+    if workitem_fields:
+        result["workitem"] = workitem(wid, **workitem_fields)
+    return {"results": [result]}
+
+
+def test_claim_task_already_allocated_to_this_user_succeeds(httpserver: HTTPServer):
+    httpserver.expect_request("/API/PE/Workitem/batchAccept", method="POST").respond_with_json(not_accepted())
+    httpserver.expect_request("/API/PE/Workitem/listAllocated", method="GET").respond_with_json(
+        {"count": 2, "workitems": [workitem(11), workitem(58399)]}
+    )
+    make_hook(httpserver).claim_task("58399")
+    accept, allocated = seen(httpserver)
+    assert form(accept) == {"workitemIds": ["58399"]}
+    assert query(allocated) == {"start": ["0"], "limit": ["100"]}
+
+
+def test_claim_task_held_by_someone_else_names_the_holder(httpserver: HTTPServer):
+    httpserver.expect_request("/API/PE/Workitem/batchAccept", method="POST").respond_with_json(
+        not_accepted(allocatedQuserId=7, allocatedQuserName="鈴木")
+    )
+    httpserver.expect_request("/API/PE/Workitem/listAllocated", method="GET").respond_with_json(
+        {"count": 1, "workitems": [workitem(11)]}
+    )
+    with pytest.raises(BpmConflict) as caught:
+        make_hook(httpserver).claim_task("58399")
+    error = caught.value
+    assert "task 58399 is allocated to '鈴木', not to this connection's user" in str(error)
+    assert (error.method, error.path, error.conn_id) == ("POST", "/API/PE/Workitem/batchAccept", "q")
+    assert error.details == ["WorkitemIsNotOffered (errorCode 40007)"]
+    assert [r.path for r in seen(httpserver)] == [
+        "/API/PE/Workitem/batchAccept",
+        "/API/PE/Workitem/listAllocated",
+    ]
+
+
+def test_claim_task_without_the_task_in_the_answer_and_not_mine_is_a_conflict(httpserver: HTTPServer):
+    httpserver.expect_request("/API/PE/Workitem/batchAccept", method="POST").respond_with_json(not_accepted())
+    httpserver.expect_request("/API/PE/Workitem/listAllocated", method="GET").respond_with_json(
+        {"count": 0, "workitems": []}
+    )
+    with pytest.raises(BpmConflict, match="neither offered to nor allocated to this user"):
+        make_hook(httpserver).claim_task("58399")
+    assert len(seen(httpserver)) == 2
+
+
+def test_claim_task_that_ended_needs_no_lookup(httpserver: HTTPServer):
+    httpserver.expect_request("/API/PE/Workitem/batchAccept", method="POST").respond_with_json(
+        not_accepted(state="ENDED", endDatetime="2010-08-19T09:30:00+0900")
+    )
+    with pytest.raises(BpmConflict, match=r"task 58399 cannot be claimed: it has ended \(ENDED\)"):
+        make_hook(httpserver).claim_task("58399")
+    assert [r.path for r in seen(httpserver)] == ["/API/PE/Workitem/batchAccept"]
+
+
+def test_claim_task_that_does_not_exist_is_not_found(httpserver: HTTPServer):
+    # the document's own failure example: errorCode 40003, WorkitemDoesNotExist
+    httpserver.expect_request("/API/PE/Workitem/batchAccept", method="POST").respond_with_json(
+        {
+            "results": [
+                {
+                    "success": False,
+                    "workitemId": 58400,
+                    "error": {"errorCode": "40003", "type": "WorkitemDoesNotExist"},
+                }
+            ]
+        }
+    )
+    with pytest.raises(BpmNotFound, match="task 58400 does not exist") as caught:
+        make_hook(httpserver).claim_task("58400")
+    assert caught.value.details == ["WorkitemDoesNotExist (errorCode 40003)"]
+    assert len(seen(httpserver)) == 1
 
 
 def test_claim_task_with_an_assignee_reallocates(httpserver: HTTPServer):

@@ -16,6 +16,8 @@ from airflow_bpm_provider.testing.server import Emulator
 USER = ("WSO2.COM/kermit", "kermit-pw")  # a secondary user store login: DOMAIN/user
 OTHER = ("gonzo", "gonzo-pw")
 BASES = ["/bpmn", "/activiti-rest/service", "/flowable-rest/service"]
+TENANT = "-1234"  # WSO2's super tenant: what WSO2 EI deploys its definitions for
+TENANT_REQUIRED = "TenantId should be specified to be used with either processDefinitionKey or message."
 
 MODEL = b"""<?xml version="1.0" encoding="UTF-8"?>
 <definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" targetNamespace="demo">
@@ -68,6 +70,9 @@ class Client:
         )
 
     def start(self, **body: Any) -> dict:
+        """Start in the super tenant by key or message (WSO2 requires a tenant there), as sent."""
+        if "processDefinitionId" not in body:
+            body.setdefault("tenantId", TENANT)
         return self.call("POST", "/runtime/process-instances", 201, json=body)
 
     def tasks(self, instance_id: str) -> list[dict]:
@@ -76,7 +81,8 @@ class Client:
 
 @pytest.fixture(scope="module")
 def deployed(emu: Emulator) -> dict:
-    return Client(emu).deploy()
+    # WSO2's /bpmn cannot deploy; the model lands in its super tenant as a Carbon app would put it.
+    return Client(emu, "/activiti-rest/service").deploy(tenantId=TENANT)
 
 
 def error_of(reply: requests.Response, base: str) -> str:
@@ -105,7 +111,7 @@ def test_every_request_needs_basic_credentials_of_an_engine_user(emu: Emulator, 
 
 def test_deploying_a_model_creates_definitions_from_its_processes(emu: Emulator, deployed: dict):
     client = Client(emu, "/activiti-rest/service")
-    assert deployed["name"] == "order.bpmn20.xml" and deployed["tenantId"] == ""
+    assert deployed["name"] == "order.bpmn20.xml" and deployed["tenantId"] == TENANT
     assert client.call("GET", f"/repository/deployments/{deployed['id']}", 200)["id"] == deployed["id"]
     listed = client.call("GET", "/repository/deployments", 200, params={"name": "order.bpmn20.xml"})
     assert deployed["id"] in [d["id"] for d in listed["data"]]
@@ -149,8 +155,23 @@ def test_a_bar_archive_deploys_every_model_inside(emu: Emulator):
     ],
 )
 def test_a_bad_upload_is_refused(emu: Emulator, name: str, content: bytes, fragment: str):
-    reply = Client(emu).call("POST", "/repository/deployments", files={"file": (name, content)})
-    assert reply.status_code == 400 and fragment in error_of(reply, "/bpmn")
+    client = Client(emu, "/activiti-rest/service")
+    reply = client.call("POST", "/repository/deployments", files={"file": (name, content)})
+    assert reply.status_code == 400 and fragment in error_of(reply, "/activiti-rest/service")
+
+
+def test_wso2_lists_deployments_but_cannot_create_them(emu: Emulator, deployed: dict):
+    # Seed 004 documents GET repository/deployments and GET .../{id} only; WSO2's REST layer has
+    # no POST there (a .bar is deployed in a Carbon application or the management console).
+    client = Client(emu, "/bpmn")
+    before = len(emu.engine.deployments)
+    reply = client.call("POST", "/repository/deployments", files={"file": ("order.bpmn20.xml", MODEL)})
+    assert reply.status_code == 405 and reply.headers["Allow"] == "GET"
+    assert error_of(reply, "/bpmn")
+    assert len(emu.engine.deployments) == before
+    listed = client.call("GET", "/repository/deployments", 200)
+    assert deployed["id"] in [d["id"] for d in listed["data"]]
+    assert client.call("GET", f"/repository/deployments/{deployed['id']}", 200)["tenantId"] == TENANT
 
 
 def test_definitions_seeded_from_python_have_a_deployment_too(emu: Emulator):
@@ -203,6 +224,33 @@ def test_start_by_id_and_by_message(emu: Emulator, deployed: dict):
     assert by_id["processDefinitionId"] == definition["data"][0]["id"]
     by_message = client.start(message="newOrderMessage", businessKey="via-message")
     assert by_message["processDefinitionId"].startswith("order:")
+
+
+@pytest.mark.parametrize("target", [{"processDefinitionKey": "order"}, {"message": "newOrderMessage"}])
+@pytest.mark.parametrize("tenant", [{}, {"tenantId": ""}])
+def test_wso2_refuses_a_start_by_key_or_message_without_a_tenant(emu: Emulator, deployed, target, tenant):
+    # Seed 004: "When sending a request body with the processDefinitionKey or message, providing
+    # the tenantId is mandatory."
+    before = len(emu.engine.instances)
+    reply = Client(emu, "/bpmn").call("POST", "/runtime/process-instances", json={**target, **tenant})
+    assert reply.status_code == 400
+    assert error_of(reply, "/bpmn") == TENANT_REQUIRED
+    assert len(emu.engine.instances) == before
+
+
+def test_only_wso2_insists_on_the_tenant(emu: Emulator, deployed: dict):
+    definition_id = Client(emu).call(
+        "GET", "/repository/process-definitions", 200, params={"deploymentId": deployed["id"]}
+    )["data"][0]["id"]
+    assert (
+        Client(emu, "/bpmn").start(processDefinitionId=definition_id)["processDefinitionId"] == definition_id
+    )
+    # Activiti 5.21 itself looks the key up without a tenant, so a tenant's definition stays unseen.
+    reply = Client(emu, "/activiti-rest/service").call(
+        "POST", "/runtime/process-instances", json={"processDefinitionKey": "order"}
+    )
+    assert reply.status_code == 400
+    assert "no processes deployed with key 'order'" in error_of(reply, "/activiti-rest/service")
 
 
 @pytest.mark.parametrize(
@@ -300,6 +348,22 @@ def test_deleting_records_the_reason_in_history(emu: Emulator, deployed: dict):
     assert client.tasks(instance["id"]) == []
 
 
+@pytest.mark.parametrize(
+    ("base", "recorded"),
+    [
+        ("/bpmn", ""),  # WSO2's REST layer turns a missing deleteReason into ""
+        ("/activiti-rest/service", "ACTIVITI_DELETED"),  # Activiti 5.21's DeleteProcessInstanceCmd
+    ],
+)
+def test_deleting_without_a_reason_records_the_servers_default(emu, deployed, base, recorded):
+    client = Client(emu, base)
+    instance = client.start(processDefinitionKey="order")
+    assert client.call("DELETE", f"/runtime/process-instances/{instance['id']}").status_code == 204
+    history = client.call("GET", f"/history/historic-process-instances/{instance['id']}", 200)
+    assert history["deleteReason"] == recorded and history["endTime"]
+    assert history["endActivityId"] is None  # deleted, not ended at an end event
+
+
 def test_runtime_list_and_query_page_with_start_and_size(emu: Emulator, deployed: dict):
     client = Client(emu, "/flowable-rest/service")
     ids = [client.start(processDefinitionKey="order", businessKey="paged")["id"] for _ in range(5)]
@@ -368,6 +432,38 @@ def test_history_lists_running_and_ended_instances_with_filters(emu: Emulator, d
         json={"processBusinessKey": "hist", "startedAfter": "2999-01-01T00:00:00Z"},
     )
     assert later["total"] == 0 and started_at
+
+
+@pytest.mark.parametrize(
+    ("base", "value", "status"),
+    [
+        ("/bpmn", "2000-01-01T00:00:00Z", 200),
+        ("/bpmn", "2000-01-01T02:00:00+02:00", 200),
+        ("/bpmn", "2000-01-01T00:00:00.000Z", 400),  # RequestUtil: yyyy-MM-dd'T'HH:mm:ssz only
+        ("/bpmn", "2000-01-01", 400),
+        ("/activiti-rest/service", "2000-01-01T00:00:00Z", 200),
+        ("/activiti-rest/service", "2000-01-01T00:00:00.123+00:00", 400),
+        ("/flowable-rest/service", "2000-01-01T00:00:00.000Z", 200),
+    ],
+)
+def test_query_string_dates_are_read_as_strictly_as_each_server_does(emu, deployed, base, value, status):
+    client = Client(emu, base)
+    client.start(processDefinitionKey="order")
+    reply = client.call("GET", "/history/historic-process-instances", params={"startedAfter": value})
+    assert reply.status_code == status, reply.text
+    if status == 400:
+        assert error_of(reply, base) == f"Failed to parse date {value}"
+    else:
+        assert reply.json()["total"] >= 1
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_dates_in_a_query_body_may_carry_a_fraction(emu: Emulator, deployed: dict, base: str):
+    # A JSON body goes through Jackson's ISO 8601 parser, not RequestUtil.
+    client = Client(emu, base)
+    client.start(processDefinitionKey="order")
+    body = {"startedAfter": "2000-01-01T00:00:00.000Z"}
+    assert client.call("POST", "/query/historic-process-instances", 200, json=body)["total"] >= 1
 
 
 # ---- variables ---------------------------------------------------------------------------------

@@ -409,6 +409,9 @@ def test_batch_accept_reports_each_workitem(fresh):
         "error": {"errorCode": "40003", "type": "WorkitemDoesNotExist"},
     }
     assert results[2]["success"] is False and set(results[2]["error"]) == {"errorCode", "type"}
+    # a failed result may carry the task (the document: "may be absent"), telling who holds it
+    assert results[2]["workitem"]["id"] == allocated and results[2]["workitem"]["state"] == "ALLOCATED"
+    assert set(results[2]["workitem"]) == WORKITEM_KEYS
     assert api.json("/API/PE/Workitem/listOffered")["count"] == 0
     again = api.post("/API/PE/Workitem/batchAccept", [("workitemIds", offered)]).json()["results"]
     assert again[0]["success"] is False

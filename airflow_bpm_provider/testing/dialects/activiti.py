@@ -11,6 +11,13 @@ Server behaviour emulated here (see :mod:`.activiti_entries` for the answers' sh
   deleting one records its ``deleteReason`` there;
 - starting an unknown key, id or message answers 400 with the engine's message, as the real
   servers do; claiming a task someone else holds answers 409;
+- WSO2 EI (``/bpmn``) answers 400 to a start by key or message without ``tenantId`` and 405 to
+  ``POST repository/deployments`` (its REST API only lists and reads deployments);
+- Activiti 5.21 and WSO2 EI read query-string dates as ``yyyy-MM-dd'T'HH:mm:ss`` plus ``Z`` or
+  ``+hh:mm`` and answer 400 to anything else (a fraction of a second included); Flowable reads
+  any ISO 8601 date;
+- a delete without ``deleteReason`` records the server's default: ``""`` on WSO2 EI,
+  ``ACTIVITI_DELETED`` on Activiti 5;
 - binary variables are single-file FILE data items; task attachments and comments outlive their task.
 """
 
@@ -45,6 +52,7 @@ from airflow_bpm_provider.testing.dialects.activiti_entries import (
     implicit_deployment,
     paging,
     parse_time,
+    query_time,
     read_variable,
     runtime_json,
     sort_rows,
@@ -69,6 +77,9 @@ from airflow_bpm_provider.testing.faults import FaultPlan
 
 ENGINE_STATUS = {"not_found": 404, "conflict": 409, "invalid": 400, "forbidden": 403}
 TASK_ACTIONS = ("complete", "claim", "delegate", "resolve")
+TENANT_REQUIRED = "TenantId should be specified to be used with either processDefinitionKey or message."
+# What each server records as the reason of a delete that gave none.
+DEFAULT_DELETE_REASON = {"wso2": "", "activiti": "ACTIVITI_DELETED", "flowable": "deleted"}
 
 
 @dataclass
@@ -255,6 +266,8 @@ class _Rest:
         raise ApiError(404, f"Could not find a deployment with id '{raw}'.")
 
     def create_deployment(self, call: Call) -> Any:
+        if call.site.flavour == "wso2":
+            raise ApiError(405, "Method Not Allowed: deployments are read-only through the BPMN REST API")
         if call.upload is None:
             raise ApiError(400, "Multipart request with a file is required")
         file_name, content, _ = call.upload
@@ -368,6 +381,8 @@ class _Rest:
         tenant = body.get("tenantId")
         if tenant is not None and chosen[0] == "processDefinitionId":
             raise ApiError(400, "TenantId can only be used with either processDefinitionKey or message.")
+        if call.site.flavour == "wso2" and not tenant and chosen[0] != "processDefinitionId":
+            raise ApiError(400, TENANT_REQUIRED)
         variables = [read_variable(call.site, raw) for raw in body.get("variables") or []]
         definition = self._definition_to_start(chosen[0], str(body[chosen[0]]), tenant or "")
         with self.engine.lock:
@@ -422,7 +437,10 @@ class _Rest:
 
     def delete_instance(self, call: Call) -> Any:
         instance = self._instance(call)
-        self.engine.end(instance, CANCELLED, reason=call.params.get("deleteReason") or "deleted")
+        reason = call.params.get("deleteReason")
+        if reason is None:
+            reason = DEFAULT_DELETE_REASON[call.site.flavour]
+        self.engine.end(instance, CANCELLED, reason=reason)
         return None
 
     # ---- variables ------------------------------------------------------------------------------
@@ -528,11 +546,15 @@ class _Rest:
 
     # ---- history --------------------------------------------------------------------------------
 
-    def _history_rows(self, call: Call, criteria: Mapping[str, Any]) -> Any:
-        started_after = parse_time(criteria.get("startedAfter"), "startedAfter")
-        started_before = parse_time(criteria.get("startedBefore"), "startedBefore")
-        finished_after = parse_time(criteria.get("finishedAfter"), "finishedAfter")
-        finished_before = parse_time(criteria.get("finishedBefore"), "finishedBefore")
+    def _history_rows(self, call: Call, criteria: Mapping[str, Any], *, from_url: bool = False) -> Any:
+        # Dates in a URL go through the servers' RequestUtil; dates in a JSON body through Jackson.
+        def read(name: str) -> Any:
+            if from_url:
+                return query_time(criteria.get(name), name, call.site)
+            return parse_time(criteria.get(name), name)
+
+        started_after, started_before = read("startedAfter"), read("startedBefore")
+        finished_after, finished_before = read("finishedAfter"), read("finishedBefore")
 
         def wanted(instance: Instance) -> bool:
             definition = instance.definition
@@ -578,7 +600,7 @@ class _Rest:
             return envelope(data, total=len(rows), start=start, size=size, sort=sort, order=order)
 
     def list_history(self, call: Call) -> Any:
-        return self._history_rows(call, call.params)
+        return self._history_rows(call, call.params, from_url=True)
 
     def query_history(self, call: Call) -> Any:
         return self._history_rows(call, call.json_object())
@@ -884,7 +906,11 @@ async def _read(request: Request, site: Site) -> Call:
 
 
 def _error(site: Site, status: int, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Basic realm="Activiti"'} if status == 401 else None
+    headers = None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Basic realm="Activiti"'}
+    elif status == 405:
+        headers = {"Allow": "GET"}  # the only 405 here: POST on WSO2's read-only deployments
     return JSONResponse(site.error(status, message), status_code=status, headers=headers)
 
 

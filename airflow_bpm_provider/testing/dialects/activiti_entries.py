@@ -17,6 +17,7 @@ Variables are the instance's data items by name; binary ones are single-file FIL
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -81,6 +82,20 @@ def timestamp(value: datetime | None) -> str | None:
         return None
     moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+# RequestUtil.getDate of Activiti 5.21 / WSO2 EI: "yyyy-MM-dd'T'HH:mm:ssz" after a trailing Z or
+# the last six characters ("+hh:mm") became a GMT zone; nothing else parses.
+QUERY_DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})")
+
+
+def query_time(value: Any, name: str, site: Site) -> datetime | None:
+    """A date from the URL's query string, as strictly as the flavour's server reads it."""
+    if value in (None, ""):
+        return None
+    if not site.flowable and not QUERY_DATE.fullmatch(str(value).strip()):
+        raise ApiError(400, f"Failed to parse date {value}")
+    return parse_time(str(value).strip(), name)
 
 
 def parse_time(value: Any, name: str) -> datetime | None:
@@ -232,7 +247,7 @@ def runtime_json(
         "activityId": current_activity(instance),
         "variables": variables or [],
         "tenantId": definition.tenant_id,
-        "completed": instance.ended and not instance.delete_reason,
+        "completed": instance.ended and instance.delete_reason is None,
     }
     if site.flowable:
         body.update(
@@ -263,7 +278,7 @@ def history_json(site: Site, instance: Instance) -> dict[str, Any]:
         "durationInMillis": duration,
         "startUserId": instance.started_by,
         "startActivityId": "start",
-        "endActivityId": ("end" if instance.ended and not instance.delete_reason else None),
+        "endActivityId": ("end" if instance.ended and instance.delete_reason is None else None),
         "deleteReason": instance.delete_reason if instance.ended else None,
         "superProcessInstanceId": None,
         "variables": [],

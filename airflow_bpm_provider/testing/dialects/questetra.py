@@ -305,7 +305,11 @@ class QuestetraApi:
             if task is None or task.state != TASK_OPEN:
                 problem = "WorkitemDoesNotExist" if task is None else "WorkitemIsNotOffered"
                 error = {"errorCode": ERROR_CODES[problem], "type": problem}
-                results.append({"success": False, "workitemId": workitem_id, "error": error})
+                result = {"success": False, "workitemId": workitem_id, "error": error}
+                if task is not None:
+                    # the vendor says the task "may be absent" from a failed result: here it is present
+                    result["workitem"] = self._workitem(task, call)
+                results.append(result)
                 continue
             self.engine.claim(task, call.user)
             results.append(
