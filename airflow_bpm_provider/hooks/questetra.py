@@ -672,14 +672,15 @@ class QuestetraHook(BpmHook):
     ) -> None:
         # The start answer's first task is ALLOCATED to the starter (seed 003), so Form/save
         # needs no batchAccept first.
-        step = "its title could not be saved"
+        titled, submitted = "its title could not be saved", "its first task could not be submitted"
+        step = titled if title is not None else submitted
         try:
             wid = self._numeric(wid, "workitem id")
             form = self.view_form(wid)
             if title is not None:
                 self._save(wid, form, None, title=title, save_only=True)
             if fill:
-                step = "its first task could not be submitted"
+                step = submitted
                 self._save(
                     wid,
                     form,

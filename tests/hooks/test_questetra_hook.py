@@ -551,6 +551,21 @@ def test_a_refused_submit_leaves_the_title_saved_and_names_the_process(httpserve
     assert form(save_title)["saveOnly"] == ["true"] and "saveOnly" not in form(submit)
 
 
+def test_an_unreadable_first_form_without_a_title_names_the_submit(httpserver: HTTPServer):
+    httpserver.expect_request("/API/PE/ProcessInstance/start", method="POST").respond_with_json(
+        {"workitem": workitem()}
+    )
+    httpserver.expect_request("/API/PE/Workitem/Form/viewXml").respond_with_json(
+        {"errors": [{"errorCode": "40003", "input": "58399", "type": "WorkitemDoesNotExist"}]}, status=400
+    )
+    with pytest.raises(BpmValidationError) as caught:
+        make_hook(httpserver).start_process("12/3", variables={4: 7}, flow="Approve")
+    text = str(caught.value)
+    assert "process 825 was started, but its first task could not be submitted" in text
+    assert "GET /API/PE/Workitem/Form/viewXml" in text and "WorkitemDoesNotExist" in text
+    assert len(seen(httpserver)) == 2
+
+
 def test_a_refused_title_names_the_started_process(httpserver: HTTPServer):
     refused = (
         '<result success="false"><errors><error><key>title</key><detail>too long</detail></error>'
@@ -1170,7 +1185,10 @@ def test_complete_task_refuses_bad_values_before_saving(httpserver: HTTPServer):
     httpserver.expect_request("/API/PE/Workitem/Form/viewXml").respond_with_data(FIRST_TASK_FORM)
     with pytest.raises(BpmValidationError, match="'fr' is not a choice") as caught:
         make_hook(httpserver).complete_task("58399", {"Options": "fr"}, flow="Approve")
-    assert "workitem 58399" in str(caught.value)
+    assert str(caught.value).startswith(
+        "workitem 58399: values do not fit the task form [Questetra, connection 'q']\n"
+        "  - data item 5 'Options': 'fr' is not a choice"
+    )
     with pytest.raises(BpmConfigError, match="no data item named 'Nope'"):
         make_hook(httpserver).complete_task("58399", {"Nope": 1}, flow="Approve")
     with pytest.raises(BpmConfigError, match=r"unknown Questetra option.*comment"):
