@@ -421,6 +421,17 @@ class BpmHook(BaseHook, abc.ABC):
     ) -> ProcessInstance:
         """Start ``process``; ``options`` are vendor-specific (a hook rejects those it does not know)."""
 
+    def resume_start(
+        self, instance: ProcessInstance, *, variables: Mapping[str, Any] | None = None, **options: Any
+    ) -> ProcessInstance:
+        """Finish a start an earlier try began but did not complete; return the instance.
+
+        Most systems start in one request, so there is nothing to finish. Where a start takes
+        several (Questetra: start, then submit the first task), the start operator calls this
+        when a retry finds the process its earlier try started.
+        """
+        return instance
+
     @abc.abstractmethod
     def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
         """The process, also after it ended (fall back to history/archive where the vendor needs it)."""

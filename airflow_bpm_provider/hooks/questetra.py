@@ -693,6 +693,28 @@ class QuestetraHook(BpmHook):
         except BpmError as exc:
             raise self._restate(exc, f"process {pid} was started, but {step}") from None
 
+    def resume_start(
+        self, instance: ProcessInstance, *, variables: Mapping[str, Any] | None = None, **options: Any
+    ) -> ProcessInstance:
+        """Submit the first task of a process whose start was titled but never submitted.
+
+        That is the case when the process's only workitem so far is still open: an earlier try
+        saved the title (the business key) and then failed before or while submitting.
+        """
+        self._check_options(options, FORM_OPTIONS, "resume_start")
+        fill = bool(variables) or options.get("flow") is not None or options.get("qgroup_id") is not None
+        if not fill or instance.ended:
+            return instance
+        workitems = list(self.search_tasks({"process_instance_id": self._numeric(instance.id, "process id")}))
+        if len(workitems) != 1 or workitems[0].get("state") not in OPEN_WORKITEM_STATES:
+            return instance
+        self.log.info(
+            "Process %s was started but its first task never submitted: submitting it now", instance.id
+        )
+        title = instance.title if options.get("title") is None else options["title"]
+        self._first_task(instance.id, str(workitems[0]["id"]), variables, title, options, fill=True)
+        return self.get_process(instance.id)
+
     def find_process_by_business_key(self, process: str, business_key: str) -> ProcessInstance | None:
         """The newest process of app ``process`` whose title is exactly ``business_key``."""
         model_id, _ = self._parse_process(process)

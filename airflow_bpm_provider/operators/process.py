@@ -145,7 +145,7 @@ class BpmStartProcessOperator(BaseOperator):
                     existing.state.value,
                     business_key,
                 )
-                return existing
+                return hook.resume_start(existing, variables=variables, **options)
         else:
             try_number = getattr(context.get("ti"), "try_number", 1) or 1
             if try_number > 1:

@@ -114,9 +114,34 @@ def test_the_start_operator_retry_reuses_the_process_its_refused_first_try_start
     with pytest.raises(BpmValidationError):
         airflow_runtime.run(start, airflow_runtime.context_for(start))
     [pid] = instances_titled(emu, "EXP-2024-05-01")
-    again = airflow_runtime.run(start, airflow_runtime.context_for(start, try_number=2))
-    assert again == str(pid)
-    assert instances_titled(emu, "EXP-2024-05-01") == [pid]  # no second process
+    # The retry finds that process and submits its first task again: the same values are
+    # refused again (no silent success with an unsubmitted form), and no second process starts.
+    with pytest.raises(BpmValidationError, match="Purpose is required"):
+        airflow_runtime.run(start, airflow_runtime.context_for(start, try_number=2))
+    assert instances_titled(emu, "EXP-2024-05-01") == [pid]
+
+
+def test_a_retry_with_corrected_variables_submits_the_first_task_of_the_reused_process(emu, supervisor):
+    app = expense_app(emu)
+    with DAG("questetra_resume", schedule=None):
+        start = BpmStartProcessOperator(
+            task_id="start",
+            bpm_conn_id=CONN_ID,
+            process=app,
+            business_key="EXP-RESUME",
+            variables={"Amount": 100},  # no Purpose: refused after the title was saved
+        )
+    with pytest.raises(BpmValidationError):
+        airflow_runtime.run(start, airflow_runtime.context_for(start))
+    start.variables = {"Purpose": "Taxi", "Amount": 100}  # the DAG author fixes the template
+    pid = airflow_runtime.run(start, airflow_runtime.context_for(start, try_number=2))
+    assert instances_titled(emu, "EXP-RESUME") == [int(pid)]
+    instance = emu.engine.instances[int(pid)]
+    assert instance.value("Purpose") == "Taxi"
+    assert [t.definition.name for t in emu.engine.open_tasks(int(pid))] == ["Approve"]
+    # A third try finds the first task submitted and leaves the process as it is.
+    assert airflow_runtime.run(start, airflow_runtime.context_for(start, try_number=3)) == pid
+    assert [t.definition.name for t in emu.engine.open_tasks(int(pid))] == ["Approve"]
 
 
 # ---- claiming -----------------------------------------------------------------------------------
