@@ -363,7 +363,7 @@ class ActivitiHook(BpmHook):
         unknown = set(filters) - FIND_FILTERS
         if unknown:
             raise self._options_error("filter(s)", list(unknown), list(FIND_FILTERS))
-        states = self._parse_states(filters.get("states"))
+        states = self._states_filter(filters.get("states"))
         criteria = self._history_criteria(filters, states)
         raw_query = filters.get("query")
         if raw_query is not None:
@@ -409,15 +409,6 @@ class ActivitiHook(BpmHook):
             elif not states & ENDED_STATES:
                 criteria["finished"] = False
         return criteria
-
-    def _parse_states(self, value: Any) -> set[ProcessState] | None:
-        if value is None:
-            return None
-        values = [value] if isinstance(value, str | ProcessState) else list(value)
-        try:
-            return {ProcessState.parse(item) for item in values}
-        except ValueError as exc:
-            raise BpmConfigError(f"states: {exc}", system=self.system, conn_id=self.bpm_conn_id) from None
 
     def _date_param(self, value: Any, name: str) -> str:
         """A query date in the one form every engine parses; a string is normalised the same way."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_bpm_provider.exceptions import (
+    BpmConfigError,
     BpmConnectionError,
     BpmError,
     error_class_for_status,
@@ -21,6 +22,7 @@ from airflow_bpm_provider.exceptions import (
 from airflow_bpm_provider.hooks.http import Flow, Reply, Request, TransportError
 from airflow_bpm_provider.hooks.retry import RetryPolicy
 from airflow_bpm_provider.hooks.settings import ConnectionSettings
+from airflow_bpm_provider.models import ProcessState
 
 if TYPE_CHECKING:
     from airflow_bpm_provider.hooks.http import AsyncTransport, SyncTransport
@@ -420,6 +422,18 @@ class BpmHook(BaseHook, abc.ABC):
         **options: Any,
     ) -> ProcessInstance:
         """Start ``process``; ``options`` are vendor-specific (a hook rejects those it does not know)."""
+
+    def _states_filter(self, value: Any) -> frozenset[ProcessState] | None:
+        """The ``states`` filter of find_processes: one state or several, by name or enum."""
+        if value is None:
+            return None
+        items = [value] if isinstance(value, str | ProcessState) else list(value)
+        try:
+            return frozenset(ProcessState.parse(item) for item in items)
+        except ValueError as exc:
+            raise BpmConfigError(
+                f"filter 'states': {exc}", system=self.system, conn_id=self.bpm_conn_id
+            ) from None
 
     def resume_start(
         self, instance: ProcessInstance, *, variables: Mapping[str, Any] | None = None, **options: Any

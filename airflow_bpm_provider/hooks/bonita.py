@@ -649,7 +649,7 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         or a list of pairs); ``page_size``.
         """
         self._check_options(filters, FIND_FILTERS, "find_processes")
-        states = _parse_states(filters.get("states"), conn_id=self.bpm_conn_id)
+        states = self._states_filter(filters.get("states"))
         query = filters.get("query") or {}
         if not isinstance(query, Mapping | list | tuple):
             raise BpmConfigError(
@@ -1026,16 +1026,6 @@ def _pick_versions(
         chosen,
         key=lambda d: (str(d.get("name")), _int(d.get("index")), _int(d.get("version")), str(d.get("id"))),
     )
-
-
-def _parse_states(value: Any, *, conn_id: str) -> frozenset[ProcessState] | None:
-    if value is None:
-        return None
-    items = [value] if isinstance(value, str | ProcessState) else list(value)
-    try:
-        return frozenset(ProcessState.parse(item) for item in items)
-    except ValueError as exc:
-        raise BpmConfigError(f"filter 'states': {exc}", conn_id=conn_id) from None
 
 
 def _keep(instance: ProcessInstance, states: frozenset[ProcessState] | None) -> bool:

@@ -43,7 +43,6 @@ from airflow_bpm_provider.hooks.yuuvis_mapping import (
     first_object,
     has_more_items,
     int_or_none,
-    parse_states,
     parse_timestamp,
     positive_page_size,
     process_state,
@@ -298,7 +297,7 @@ class YuuvisBpmHook(BpmHook):
         """
         filters = dict(filters)
         definition = filters.pop("definition", None)
-        states = parse_states(filters.pop("states", None), conn_id=self.bpm_conn_id)
+        states = self._states_filter(filters.pop("states", None))
         query = filters.pop("query", None) or {}
         page_size = positive_page_size(filters.pop("page_size", DEFAULT_PAGE_SIZE), conn_id=self.bpm_conn_id)
         if not isinstance(query, Mapping):

@@ -243,16 +243,6 @@ def vendor_params(
     return params
 
 
-def parse_states(value: Any, *, conn_id: str) -> frozenset[ProcessState] | None:
-    if value is None:
-        return None
-    items = [value] if isinstance(value, str | ProcessState) else list(value)
-    try:
-        return frozenset(ProcessState.parse(item) for item in items)
-    except ValueError as exc:
-        raise BpmConfigError(f"filter 'states': {exc}", conn_id=conn_id) from None
-
-
 def state_params(states: frozenset[ProcessState] | None) -> dict[str, str]:
     """What the API can filter: ``isCompleted`` and ``suspended``; the rest is checked per result.
 
