@@ -2,7 +2,7 @@
 
 Run it with ``make demo`` (emulator) or point the ``questetra_demo`` connection at a real
 Questetra BPM Suite. ``destination`` may be any ObjectStoragePath URL: ``file:///...``,
-``s3://bucket/prefix`` (with ``dest_conn_id``), ``gs://``, ``abfs://``.
+``s3://bucket/prefix`` (with ``dest_conn_id``; tested), or ``gs://`` / ``abfs://`` with their providers.
 """
 
 from __future__ import annotations
