@@ -144,6 +144,22 @@ def first_poke(sensor: Any, check: Callable[[], Any]) -> tuple[bool, Any]:
     return True, result.xcom_value if isinstance(result, PokeReturnValue) else None
 
 
+def poke_then_defer(sensor: Any, context: Any, trigger: Callable[[float, float | None], Any]) -> Any:
+    """Deferrable ``execute`` of a sensor: one poke, then ``trigger(poll_interval, deadline)``.
+
+    ``poke`` builds the hook inside the check, so a missing connection is judged as in poke mode.
+    """
+    done, xcom_value = first_poke(sensor, lambda: sensor.poke(context))
+    if done:
+        return xcom_value
+    budget = Budget.starting_now(sensor.timeout)
+    sensor.defer(
+        trigger=trigger(trigger_poll_interval(sensor.poke_interval), budget.deadline),
+        method_name="execute_complete",
+        timeout=budget.defer_timeout,
+    )
+
+
 @contextmanager
 def soft_failing(sensor: Any) -> Iterator[None]:
     """A failure or timeout skips the task under ``soft_fail`` or ``never_fail``, as in poke mode.

@@ -93,23 +93,18 @@ class BpmTaskSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        # poke() builds the hook inside the check: a missing connection is judged as in poke mode
-        done, xcom_value = deferral.first_poke(self, lambda: self.poke(context))
-        if done:
-            return xcom_value
         from airflow_bpm_provider.triggers.task import BpmTaskTrigger
 
-        budget = deferral.Budget.starting_now(self.timeout)
-        self.defer(
-            trigger=BpmTaskTrigger(
+        return deferral.poke_then_defer(
+            self,
+            context,
+            lambda poll_interval, deadline: BpmTaskTrigger(
                 self.bpm_conn_id,
                 str(self.process_instance_id),
                 task_name=self.task_name or None,
-                poll_interval=deferral.trigger_poll_interval(self.poke_interval),
-                deadline=budget.deadline,
+                poll_interval=poll_interval,
+                deadline=deadline,
             ),
-            method_name="execute_complete",
-            timeout=budget.defer_timeout,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
