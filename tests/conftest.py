@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import airflow_runtime
 import memory_bpm
 import pytest
@@ -17,3 +20,10 @@ def bpm(monkeypatch):
 def supervisor(monkeypatch):
     """Airflow's task-runner supervisor answered in memory (XComs, reschedule dates)."""
     return airflow_runtime.install(monkeypatch)
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Callable[[], str]:
+    """Everything logged so far: std logging records and Airflow's structured log on stdout."""
+    caplog.set_level(logging.DEBUG)
+    return lambda: caplog.text + capsys.readouterr().out

@@ -675,13 +675,7 @@ class ActivitiHook(BpmHook):
         A query by ``processDefinitionKey`` gets the connection's ``tenant_id`` unless it names a
         ``tenantId`` itself (WSO2 EI requires one with a key).
         """
-        if {"start", "size"} & set(query):
-            raise BpmConfigError(
-                "query must not set start/size: the hook pages itself",
-                system=self.system,
-                conn_id=self.bpm_conn_id,
-            )
-        self._refuse_process_variables(query)
+        self._check_raw_query(query)
         if query.get("processDefinitionKey") and "tenantId" not in query and self.tenant_id:
             query = {**query, "tenantId": self.tenant_id}
         return (process_from_runtime(row) for row in self._iter_rows("/query/process-instances", query=query))
@@ -734,8 +728,8 @@ class ActivitiHook(BpmHook):
     def get_task(self, task_id: str) -> Task:
         return task_from_raw(self._get_json(f"/runtime/tasks/{_q(task_id)}"))
 
-    def query_tasks(self, query: Mapping[str, Any]) -> Iterator[Task]:
-        """Tasks matching ``query``, the JSON body of ``POST query/tasks`` (e.g. ``{"assignee": ...}``)."""
+    def _check_raw_query(self, query: Mapping[str, Any]) -> None:
+        """A raw query body must leave paging to the hook, and never ask for process variables."""
         if {"start", "size"} & set(query):
             raise BpmConfigError(
                 "query must not set start/size: the hook pages itself",
@@ -743,6 +737,10 @@ class ActivitiHook(BpmHook):
                 conn_id=self.bpm_conn_id,
             )
         self._refuse_process_variables(query)
+
+    def query_tasks(self, query: Mapping[str, Any]) -> Iterator[Task]:
+        """Tasks matching ``query``, the JSON body of ``POST query/tasks`` (e.g. ``{"assignee": ...}``)."""
+        self._check_raw_query(query)
         return (task_from_raw(row) for row in self._iter_rows("/query/tasks", query=query))
 
     def update_task(self, task_id: str, **fields: Any) -> Task:

@@ -41,7 +41,7 @@ from airflow_bpm_provider.hooks.http import Flow, Reply, Request
 from airflow_bpm_provider.models import ProcessFile, ProcessInstance, ProcessState, Task
 
 if TYPE_CHECKING:
-    from airflow_bpm_provider.hooks.http import AsyncTransport, SyncTransport
+    from airflow_bpm_provider.hooks.http import SyncTransport
 
 SESSION_COOKIE = "JSESSIONID"
 TOKEN_NAME = "X-Bonita-API-Token"  # cookie set by /loginservice, header on every call (openapi.yaml security)
@@ -190,23 +190,17 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         # not only the changes the CSRF filter checks.
         return dict(session or {})
 
+    LOGOUT = Request("GET", "/logoutservice", params=[("redirect", "false")])
+
     def _logout(self, transport: SyncTransport) -> None:
         """GET /logoutservice?redirect=false (logoutservice.yaml); a failure is logged, never raised."""
         if self._bearer or transport.session_headers is None:
             return
         try:
-            logout = Request("GET", "/logoutservice", params=[("redirect", "false")])
-            reply = transport.send(logout, self._headers_for(logout, transport.session_headers))
-            if not reply.ok:
-                self.log.warning(
-                    "Bonita logout for connection %r answered HTTP %s", self.bpm_conn_id, reply.status
-                )
+            reply = transport.send(self.LOGOUT, self._headers_for(self.LOGOUT, transport.session_headers))
+            self._report_logout(reply.status, None)
         except Exception as exc:  # the work is done; a failed logout only leaves a session to expire
-            self.log.warning(
-                "Bonita logout for connection %r failed: %s",
-                self.bpm_conn_id,
-                scrub(str(exc), self.settings.secrets),
-            )
+            self._report_logout(None, exc)
         finally:
             transport.session_headers = None
             transport.clear_cookies()
@@ -214,26 +208,23 @@ class BonitaHook(BonitaDataMixin, BpmHook):
     async def aclose(self) -> None:
         transport = self._async_transport
         if transport is not None and not self._bearer and transport.session_headers is not None:
-            await self._alogout(transport)
+            try:
+                headers = self._headers_for(self.LOGOUT, transport.session_headers)
+                self._report_logout((await transport.send(self.LOGOUT, headers)).status, None)
+            except Exception as exc:  # see _logout
+                self._report_logout(None, exc)
+            finally:
+                transport.session_headers = None
+                transport.clear_cookies()
         await super().aclose()
 
-    async def _alogout(self, transport: AsyncTransport) -> None:
-        try:
-            logout = Request("GET", "/logoutservice", params=[("redirect", "false")])
-            reply = await transport.send(logout, self._headers_for(logout, transport.session_headers))
-            if not reply.ok:
-                self.log.warning(
-                    "Bonita logout for connection %r answered HTTP %s", self.bpm_conn_id, reply.status
-                )
-        except Exception as exc:  # see _logout
-            self.log.warning(
-                "Bonita logout for connection %r failed: %s",
-                self.bpm_conn_id,
-                scrub(str(exc), self.settings.secrets),
-            )
-        finally:
-            transport.session_headers = None
-            transport.clear_cookies()
+    def _report_logout(self, status: int | None, exc: Exception | None) -> None:
+        if exc is not None:
+            # Scrubbed with the session's own cookie and token: those are what a failed logout shows.
+            why = scrub(str(exc), self._secrets())
+            self.log.warning("Bonita logout for connection %r failed: %s", self.bpm_conn_id, why)
+        elif status is not None and not 200 <= status < 300:
+            self.log.warning("Bonita logout for connection %r answered HTTP %s", self.bpm_conn_id, status)
 
     def session_info(self) -> dict[str, Any]:
         """GET /API/system/session/unusedId (API@system@session@unusedId.yaml): user_id, user_name..."""

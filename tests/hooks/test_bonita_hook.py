@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 from datetime import UTC, date, datetime
 from typing import Any
@@ -100,13 +99,6 @@ def qs(*pairs: tuple[str, Any]) -> str:
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body), status=status, content_type="application/json", headers=headers)
-
-
-@pytest.fixture
-def logs(caplog, capsys):
-    """Everything logged: the std logging records and Airflow's structured log on stdout."""
-    caplog.set_level(logging.DEBUG)
-    return lambda: caplog.text + capsys.readouterr().out
 
 
 @pytest.fixture

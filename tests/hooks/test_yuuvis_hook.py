@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import logging
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -86,13 +85,6 @@ def page(objects: list[dict[str, Any]], more: bool, **extra: Any) -> dict[str, A
 
 def args(request: WRequest) -> dict[str, list[str]]:
     return request.args.to_dict(flat=False)
-
-
-@pytest.fixture
-def logs(caplog, capsys):
-    """Everything logged: the std logging records and Airflow's structured log on stdout."""
-    caplog.set_level(logging.DEBUG)
-    return lambda: caplog.text + capsys.readouterr().out
 
 
 def assert_gateway_headers(request: WRequest, authorization: str = BASIC) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import Callable
 from datetime import timedelta
 
 import memory_bpm
@@ -25,13 +23,6 @@ def expense(bpm):
     bpm.define("expense", "Expense report", ["Review", "Approve"])
     bpm.define("instant", "Nothing to do", [])  # completes as it starts
     return bpm
-
-
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Callable[[], str]:
-    """What was logged so far, whether Airflow's structlog set-up prints it or logging captures it."""
-    caplog.set_level(logging.INFO)
-    return lambda: caplog.text + capsys.readouterr().out
 
 
 def make(**kwargs) -> BpmStartProcessOperator:

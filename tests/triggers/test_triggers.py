@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -119,13 +118,6 @@ def connect(emu: CountingEmulator, system: System, monkeypatch: pytest.MonkeyPat
 @pytest.fixture
 def instance(emu: CountingEmulator, definition: ProcessDefinition, connect: Any) -> Instance:
     return emu.engine.start(definition, user=USER, title="waited for")
-
-
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Callable[[], str]:
-    """What was logged so far, whether Airflow's structlog set-up prints it or logging captures it."""
-    caplog.set_level(logging.INFO)
-    return lambda: caplog.text + capsys.readouterr().out
 
 
 def finish_task(emu: Emulator, instance: Instance) -> None:
