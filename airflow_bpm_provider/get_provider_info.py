@@ -20,6 +20,21 @@ _COMMON_FIELDS: dict[str, Any] = {
         "label": "Connect timeout (s)",
         "schema": {"type": ["number", "null"], "default": 10},
     },
+    "response_timeout": {
+        "label": "Response timeout (s)",
+        "description": "a whole answer (connect, headers, body); file downloads use the stall timeout",
+        "schema": {"type": ["number", "null"], "default": 300},
+    },
+    "stall_timeout": {
+        "label": "Download stall timeout (s)",
+        "description": "a file download slower than 1 KiB/s over this window is cut",
+        "schema": {"type": ["number", "null"], "default": 60},
+    },
+    "max_response_bytes": {
+        "label": "Max answer size (bytes)",
+        "description": "decoded size of an API answer (file downloads are not capped)",
+        "schema": {"type": ["integer", "null"], "default": 67108864},
+    },
     "verify": {
         "label": "TLS verification",
         "description": "true, false, or the path of a CA bundle",

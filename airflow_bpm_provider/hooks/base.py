@@ -15,12 +15,14 @@ from airflow_bpm_provider.exceptions import (
     BpmConfigError,
     BpmConnectionError,
     BpmError,
+    BpmServerError,
+    BpmTransferError,
     error_class_for_status,
     scrub,
     shorten,
 )
 from airflow_bpm_provider.hooks.http import Flow, Reply, Request, TransportError
-from airflow_bpm_provider.hooks.retry import RetryPolicy
+from airflow_bpm_provider.hooks.retry import RetryPolicy, parse_retry_after
 from airflow_bpm_provider.hooks.settings import ConnectionSettings
 from airflow_bpm_provider.models import ProcessState
 
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BpmError)
+
+# What a flow's own parsing raises on an answer of the wrong shape that no explicit check caught.
+PARSE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError)
 
 
 class BpmHook(BaseHook, abc.ABC):
@@ -126,7 +131,7 @@ class BpmHook(BaseHook, abc.ABC):
             from airflow_bpm_provider.hooks.http import SyncTransport
 
             s = self.settings
-            self._transport = SyncTransport(s.base_url, verify=s.verify, timeout=s.timeout)
+            self._transport = SyncTransport(s.base_url, verify=s.verify, timeout=s.timeout, limits=s.limits)
         return self._transport
 
     def _async_transport_for_loop(self) -> AsyncTransport:
@@ -134,36 +139,61 @@ class BpmHook(BaseHook, abc.ABC):
             from airflow_bpm_provider.hooks.http import AsyncTransport
 
             s = self.settings
-            self._async_transport = AsyncTransport(s.base_url, verify=s.verify, timeout=s.timeout)
+            self._async_transport = AsyncTransport(
+                s.base_url, verify=s.verify, timeout=s.timeout, limits=s.limits
+            )
         return self._async_transport
 
     def _run(self, flow: Flow[T]) -> T:
         """Drive a flow with the blocking transport."""
+        last: tuple[Request, Reply] | None = None
         try:
             request = next(flow)
             while True:
                 try:
                     reply = self._send(request)
                 except BpmError as exc:
-                    request = flow.throw(exc)
+                    request = self._step(flow.throw, exc, last)
                 else:
-                    request = flow.send(reply)
+                    last = (request, reply)
+                    request = self._step(flow.send, reply, last)
         except StopIteration as stop:
             return stop.value
 
     async def _arun(self, flow: Flow[T]) -> T:
         """Drive a flow with the async transport (triggers)."""
+        last: tuple[Request, Reply] | None = None
         try:
             request = next(flow)
             while True:
                 try:
                     reply = await self._asend(request)
                 except BpmError as exc:
-                    request = flow.throw(exc)
+                    request = self._step(flow.throw, exc, last)
                 else:
-                    request = flow.send(reply)
+                    last = (request, reply)
+                    request = self._step(flow.send, reply, last)
         except StopIteration as stop:
             return stop.value
+
+    def _step(
+        self, step: Callable[[Any], Request], value: Any, last: tuple[Request, Reply] | None
+    ) -> Request:
+        """Advance a flow; a parsing error on an answer it received becomes a BpmServerError.
+
+        Dialects validate the shapes they know; this net catches what they miss, so an answer of
+        the wrong shape never leaves a public method as KeyError or AttributeError.
+        """
+        try:
+            return step(value)
+        except PARSE_ERRORS as exc:
+            if last is None:
+                raise
+            request, reply = last
+            reason = (
+                "nested too deeply" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
+            )
+            raise self._unexpected(request, reply, shorten(scrub(reason, self._secrets()), 200)) from None
 
     def request(self, request: Request) -> Reply:
         """Send one request with auth, retries and error mapping; raises BpmError on failure."""
@@ -197,9 +227,11 @@ class BpmHook(BaseHook, abc.ABC):
                 continue
             if isinstance(action, float):
                 reply.close()
-                self._log_retry(request, f"HTTP {reply.status}", action, attempt)
+                self._log_retry(request, self._why(reply), action, attempt)
                 self._sleep(action)
                 continue
+            if reply.stream is not None:
+                reply.broken = self._stream_error_factory(request, reply)
             return reply
 
     async def _asend(self, request: Request) -> Reply:
@@ -231,7 +263,7 @@ class BpmHook(BaseHook, abc.ABC):
                 transport.clear_cookies()
                 continue
             if isinstance(action, float):
-                self._log_retry(request, f"HTTP {reply.status}", action, attempt)
+                self._log_retry(request, self._why(reply), action, attempt)
                 await asyncio.sleep(action)
                 continue
             return reply
@@ -257,6 +289,28 @@ class BpmHook(BaseHook, abc.ABC):
         if reply.stream is not None:
             reply.close()
         raise self._error_for(request, reply)
+
+    def _stream_error_factory(self, request: Request, reply: Reply) -> Callable[[str], BpmTransferError]:
+        def broken(message: str) -> BpmTransferError:
+            return self._error(
+                BpmTransferError, shorten(scrub(message, self._secrets()), 400), request, status=reply.status
+            )
+
+        return broken
+
+    def _why(self, reply: Reply) -> str:
+        """Why an answer is retried, for the log: the status and what Retry-After said (scrubbed)."""
+        value = reply.headers.get("retry-after")
+        if value is None:
+            return f"HTTP {reply.status}"
+        shown = self._header_text(value)
+        if parse_retry_after(value) is None:
+            return f"HTTP {reply.status}; ignoring Retry-After {shown}, which is neither seconds nor a date"
+        return f"HTTP {reply.status}; Retry-After {shown}"
+
+    def _header_text(self, value: str) -> str:
+        """A header a server chose, fit for an error or a log line: scrubbed and short."""
+        return repr(shorten(scrub(str(value), self._secrets()), 120))
 
     def _login_flow_available(self) -> bool:
         return type(self)._login_flow is not BpmHook._login_flow
@@ -324,14 +378,20 @@ class BpmHook(BaseHook, abc.ABC):
             409: "conflict with the current state",
             **dict.fromkeys(
                 (301, 302, 303, 307, 308),
-                f"redirected to {reply.headers.get('location') or '(no Location)'}: "
+                f"redirected to {self._location(reply)}: "
                 "a login page, or a base URL without its context root?",
             ),
             429: "rate limited by the server",
         }.get(reply.status, "request failed")
         if reply.status == 429:
             retry_after = reply.headers.get("retry-after")
-            summary += f"; it asks to wait until {retry_after}" if retry_after else " after every retry"
+            if not retry_after:
+                summary += " after every retry"
+            elif parse_retry_after(retry_after) is None:
+                summary += f"; its Retry-After {self._header_text(retry_after)} is neither seconds nor a date"
+            else:
+                shown = shorten(scrub(retry_after, secrets), 120)
+                summary += f"; it asks to wait until {shown}"
         return self._error(
             cls,
             summary,
@@ -341,22 +401,34 @@ class BpmHook(BaseHook, abc.ABC):
             details=details,
         )
 
-    def _transport_failure(self, request: Request, exc: TransportError, attempt: int) -> BpmConnectionError:
+    def _location(self, reply: Reply) -> str:
+        location = reply.headers.get("location")
+        return shorten(scrub(location, self._secrets()), 200) if location else "(no Location)"
+
+    def _transport_failure(self, request: Request, exc: TransportError, attempt: int) -> BpmError:
+        """The final error once a transport failure is not (or no longer) retried."""
         hint = (
             ""
-            if request.safe_to_repeat or not exc.sent
+            if request.safe_to_repeat or not exc.sent or not exc.retryable
             else " (not re-sent: the server may have acted on it)"
         )
+        cls: type[BpmError]
+        if exc.kind == "broken":
+            cls, what = BpmTransferError, "the answer broke off"
+        elif exc.kind in ("malformed", "too_large"):
+            cls, what = BpmServerError, "the answer cannot be read"
+        elif exc.kind == "unsendable":
+            cls, what = BpmConnectionError, "the request could not be sent"
+        else:
+            cls, what = BpmConnectionError, "no answer"
         return self._error(
-            BpmConnectionError,
-            f"no answer after {attempt} attempt(s){hint}",
+            cls,
+            f"{what} after {attempt} attempt(s){hint}",
             request,
-            server_message=scrub(str(exc), self._secrets()),
+            server_message=shorten(scrub(str(exc), self._secrets())),
         )
 
     def _unexpected(self, request: Request, reply: Reply, what: str) -> BpmError:
-        from airflow_bpm_provider.exceptions import BpmServerError
-
         return self._error(
             BpmServerError,
             f"unexpected answer: {what}",
@@ -368,8 +440,8 @@ class BpmHook(BaseHook, abc.ABC):
     def _json(self, request: Request, reply: Reply) -> Any:
         try:
             return reply.json()
-        except ValueError:
-            raise self._unexpected(request, reply, "the body is not JSON") from None
+        except ValueError as exc:
+            raise self._unexpected(request, reply, f"the body is not JSON ({exc})") from None
 
     # ---- lifecycle --------------------------------------------------------------------------
 

@@ -10,10 +10,24 @@ from __future__ import annotations
 
 import functools
 import json as jsonlib
+import logging
 import os
-from collections.abc import Generator, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow_bpm_provider.exceptions import BpmError, BpmTransferError
+from airflow_bpm_provider.hooks.bounds import (
+    READ_PIECE,
+    BodyError,
+    BodyLimits,
+    BodyReader,
+    BoundedDecoder,
+    Progress,
+    check_announced_length,
+    parse_content_length,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -76,14 +90,27 @@ class Headers(dict):
 
 @dataclass
 class Reply:
-    """A server's answer. ``body`` is empty for streamed replies; read them through ``stream``."""
+    """A server's answer. ``body`` is empty for streamed replies; read them through ``iter_bytes``.
+
+    Iterating a streamed reply raises only :class:`BpmTransferError` (built by ``broken``, which
+    the hook sets so the error names its system, connection, method and path).
+    """
 
     status: int
     headers: Headers
     body: bytes = b""
     url: str = ""
-    stream: Any = None  # the live response of a streamed request (requests.Response)
+    stream: Any = None  # the live body of a streamed request: iter_content(chunk_size) and close()
     cookies: Mapping[str, str] = field(default_factory=dict)
+    broken: Callable[[str], BpmTransferError] | None = field(default=None, repr=False)
+
+    @property
+    def content_length(self) -> int | None:
+        """The announced size; the transports have already refused a malformed one."""
+        try:
+            return parse_content_length(self.headers.get("content-length"))
+        except ValueError:
+            return None
 
     @property
     def ok(self) -> bool:
@@ -103,13 +130,31 @@ class Reply:
             return self.body.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        return jsonlib.loads(self.body.decode("utf-8-sig") or "null")
+        """The decoded body; ValueError (never RecursionError) for anything that is not JSON."""
+        try:
+            text = self.body.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"the body is not UTF-8 (byte {exc.start})") from None
+        try:
+            return jsonlib.loads(text or "null")
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
 
     def iter_bytes(self, chunk_size: int) -> Iterator[bytes]:
         if self.stream is None:
             yield self.body
             return
-        yield from self.stream.iter_content(chunk_size=chunk_size)
+        received = 0
+        try:
+            for chunk in self.stream.iter_content(chunk_size=chunk_size):
+                received += len(chunk)
+                yield chunk
+        except BpmTransferError:
+            raise
+        except Exception as exc:
+            reason = exc.args[0] if isinstance(exc, BpmError | BodyError) and exc.args else _describe(exc)
+            message = f"the download broke off after {received} bytes: {reason}"
+            raise (self.broken(message) if self.broken else BpmTransferError(message)) from exc
 
     def close(self) -> None:
         if self.stream is not None:
@@ -120,11 +165,22 @@ Flow = Generator[Request, Reply, T]
 
 
 class TransportError(Exception):
-    """The request got no HTTP answer. ``sent`` says whether it may have reached the server."""
+    """The request got no usable HTTP answer. ``sent`` says whether it may have reached the server.
 
-    def __init__(self, message: str, *, sent: bool) -> None:
+    ``kind`` says what went wrong: ``connect`` (no connection), ``unsendable`` (the request could
+    not be built), ``no_answer`` (no status line), ``broken`` (the body broke off, stalled or
+    missed the deadline), ``malformed`` (undecodable body, bad framing or size header) or
+    ``too_large`` (over ``max_response_bytes``, which a repeat would only download again).
+    """
+
+    def __init__(self, message: str, *, sent: bool, kind: str = "no_answer") -> None:
         super().__init__(message)
         self.sent = sent
+        self.kind = kind
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind not in ("unsendable", "too_large")
 
 
 def _encode_params(params: Params | None) -> list[tuple[str, str]] | None:
@@ -147,40 +203,64 @@ def _encode_params(params: Params | None) -> list[tuple[str, str]] | None:
 
 
 class SyncTransport:
-    """Sends requests with one ``requests.Session`` (connection pooling, cookies)."""
+    """Sends requests with one ``requests.Session`` (connection pooling, cookies).
 
-    def __init__(self, base_url: str, *, verify: bool | str, timeout: tuple[float, float]) -> None:
+    Bodies are always read here, piece by piece, so the caps and deadlines of ``limits`` apply
+    (``requests`` itself would read a whole body, of any size and at any pace, in one call).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        verify: bool | str,
+        timeout: tuple[float, float],
+        limits: BodyLimits | None = None,
+    ) -> None:
         import requests
 
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.limits = limits or BodyLimits()
         self.session_headers: dict[str, str] | None = None  # set once the hook has logged in
         self.session = requests.Session()
         self.session.verify = verify
         self.session.headers["User-Agent"] = "airflow-bpm-provider"
+        self.session.headers["Accept-Encoding"] = "gzip, deflate"  # what BoundedDecoder inflates
 
     def send(self, request: Request, headers: Mapping[str, str]) -> Reply:
         import requests
 
         url = self.base_url + request.path
+        started = time.monotonic()
         try:
-            response = self.session.request(
-                request.method,
-                url,
-                params=_encode_params(request.params),
-                data=_encode_params(request.data) if request.files is None else request.data,
-                json=request.json,
-                files=request.files,
-                headers=dict(headers),
-                timeout=self.timeout,
-                stream=request.stream,
-                allow_redirects=False,
+            prepared = self.session.prepare_request(
+                requests.Request(
+                    request.method,
+                    url,
+                    params=_encode_params(request.params),
+                    data=_encode_params(request.data) if request.files is None else request.data,
+                    json=request.json,
+                    files=request.files,
+                    headers=dict(headers),
+                )
             )
+        except (requests.exceptions.RequestException, ValueError, TypeError) as exc:
+            raise TransportError(_describe(exc), sent=False, kind="unsendable") from exc
+        try:
+            # What session.request would add: proxies and CA bundle from the environment.
+            settings = self.session.merge_environment_settings(prepared.url, {}, True, None, None)
+            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
         except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as exc:
-            raise TransportError(_describe(exc), sent=False) from exc
+            raise TransportError(_describe(exc), sent=False, kind="connect") from exc
+        except requests.exceptions.InvalidHeader as exc:
+            raise TransportError(_describe(exc), sent=True, kind="malformed") from exc
         except requests.exceptions.ConnectionError as exc:
-            raise TransportError(_describe(exc), sent=not _refused(exc)) from exc
-        except requests.exceptions.Timeout as exc:
+            refused = _refused(exc)
+            raise TransportError(
+                _describe(exc), sent=not refused, kind="connect" if refused else "no_answer"
+            ) from exc
+        except requests.exceptions.RequestException as exc:
             raise TransportError(_describe(exc), sent=True) from exc
         reply = Reply(
             status=response.status_code,
@@ -188,14 +268,39 @@ class SyncTransport:
             url=url,
             cookies=_cookie_values(self.session.cookies),
         )
-        if request.stream and response.status_code < 400:
-            reply.stream = response
-        else:
-            try:
-                reply.body = response.content
-            except requests.exceptions.RequestException as exc:
-                raise TransportError(_describe(exc), sent=True) from exc
+        streamed = request.stream and response.status_code < 400
+        try:
+            check_announced_length(
+                reply.headers.get("content-length"),
+                self.limits,
+                encoded=bool(reply.headers.get("content-encoding")),
+                stream=streamed or request.method.upper() == "HEAD",  # HEAD: the size of what it would get
+            )
+            if streamed:
+                reply.stream = _SyncStream(response, self.limits)
+                return reply
+            reply.body = self._read_body(
+                response, BodyReader(reply.headers.get("content-encoding"), self.limits, started)
+            )
+        except BodyError as exc:
+            response.close()
+            raise TransportError(str(exc), sent=True, kind=exc.kind) from None
+        except Exception as exc:
+            response.close()
+            raise TransportError(_describe(exc), sent=True, kind=_body_kind(exc)) from exc
+        response.raw.release_conn()
         return reply
+
+    @staticmethod
+    def _read_body(response: Any, reader: BodyReader) -> bytes:
+        reader.budget.check_time()
+        while True:
+            # read1: one network read per call, so the deadline is checked whenever data arrives
+            # (a silent server is cut by the read timeout).
+            raw = response.raw.read1(READ_PIECE, decode_content=False)
+            if not raw:
+                return reader.finish()
+            reader.feed(raw)
 
     def cookie(self, name: str) -> str | None:
         return next(iter(self.cookie_values(name)), None)
@@ -212,26 +317,57 @@ class SyncTransport:
 
 
 class AsyncTransport:
-    """Sends requests with one ``httpx.AsyncClient``; used by triggers in the triggerer's event loop."""
+    """Sends requests with one ``httpx.AsyncClient``; used by triggers in the triggerer's event loop.
 
-    def __init__(self, base_url: str, *, verify: bool | str, timeout: tuple[float, float]) -> None:
+    The whole exchange runs under ``response_timeout`` (asyncio.timeout), and the raw body is
+    inflated by :class:`BoundedDecoder`, never beyond ``max_response_bytes``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        verify: bool | str,
+        timeout: tuple[float, float],
+        limits: BodyLimits | None = None,
+    ) -> None:
         import httpx
 
+        _hide_httpcore_headers()
         self.base_url = base_url.rstrip("/")
+        self.limits = limits or BodyLimits()
         self.session_headers: dict[str, str] | None = None
         self.client = httpx.AsyncClient(
             verify=shared_ssl_context(verify),
             timeout=httpx.Timeout(timeout[1], connect=timeout[0]),
-            headers={"User-Agent": "airflow-bpm-provider"},
+            # Only what BoundedDecoder can inflate with a bound.
+            headers={"User-Agent": "airflow-bpm-provider", "Accept-Encoding": "gzip, deflate"},
             follow_redirects=False,
         )
 
     async def send(self, request: Request, headers: Mapping[str, str]) -> Reply:
+        import asyncio
+
+        started = time.monotonic()
+        state = {"answered": False}
+        try:
+            async with asyncio.timeout(self.limits.response_timeout):
+                return await self._exchange(request, headers, started, state)
+        except TimeoutError:
+            raise TransportError(
+                f"the answer took longer than response_timeout={self.limits.response_timeout:g} s",
+                sent=True,
+                kind="broken" if state["answered"] else "no_answer",
+            ) from None
+
+    async def _exchange(
+        self, request: Request, headers: Mapping[str, str], started: float, state: dict[str, bool]
+    ) -> Reply:
         import httpx
 
         url = self.base_url + request.path
         try:
-            response = await self.client.request(
+            prepared = self.client.build_request(
                 request.method,
                 url,
                 params=_encode_params(request.params),
@@ -239,17 +375,49 @@ class AsyncTransport:
                 json=request.json,
                 headers=dict(headers),
             )
+        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            raise TransportError(_describe(exc), sent=False, kind="unsendable") from exc
+        try:
+            response = await self.client.send(prepared, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise TransportError(_describe(exc), sent=False) from exc
+            raise TransportError(_describe(exc), sent=False, kind="connect") from exc
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+            raise TransportError(_describe(exc), sent=False, kind="unsendable") from exc
+        except httpx.RemoteProtocolError as exc:
+            # Either the server hung up before answering, or h11 refused a malformed status line
+            # or size header (a negative Content-Length, say) before any answer was seen.
+            kind = "no_answer" if "without sending" in str(exc) else "malformed"
+            raise TransportError(_describe(exc), sent=True, kind=kind) from exc
         except httpx.TransportError as exc:
             raise TransportError(_describe(exc), sent=True) from exc
-        return Reply(
-            status=response.status_code,
-            headers=Headers(response.headers.multi_items()),
-            body=response.content,
-            url=url,
-            cookies=_cookie_values(self.client.cookies.jar),
-        )
+        state["answered"] = True
+        try:
+            reply = Reply(
+                status=response.status_code,
+                headers=Headers(response.headers.multi_items()),
+                url=url,
+                cookies=_cookie_values(self.client.cookies.jar),
+            )
+            encoding = reply.headers.get("content-encoding")
+            check_announced_length(
+                reply.headers.get("content-length"),
+                self.limits,
+                encoded=bool(encoding),
+                stream=request.method.upper() == "HEAD",
+            )
+            reader = BodyReader(encoding, self.limits, started)
+            async for raw in response.aiter_raw():
+                reader.feed(raw)
+            reply.body = reader.finish()
+            return reply
+        except BodyError as exc:
+            raise TransportError(str(exc), sent=True, kind=exc.kind) from None
+        except httpx.DecodingError as exc:
+            raise TransportError(_describe(exc), sent=True, kind="malformed") from exc
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise TransportError(_describe(exc), sent=True, kind="broken") from exc
+        finally:
+            await response.aclose()
 
     def cookie(self, name: str) -> str | None:
         return next(iter(self.cookie_values(name)), None)
@@ -305,6 +473,69 @@ def _refused(exc: Exception) -> bool:
         marker in text
         for marker in ("NewConnectionError", "Connection refused", "NameResolutionError", "Errno 111")
     )
+
+
+class _SyncStream:
+    """The body of a streamed download, read as it arrives and held to a minimum pace.
+
+    A whole-body deadline would kill a legitimate 1 GiB export, so streams get a progress bound
+    instead: at least ``MIN_DOWNLOAD_RATE`` bytes/s over every ``stall_timeout`` window (and the
+    read timeout for a server that sends nothing at all).
+    """
+
+    def __init__(self, response: Any, limits: BodyLimits) -> None:
+        self.response = response
+        self.limits = limits
+
+    @property
+    def raw(self) -> Any:
+        """The urllib3 response underneath (whether it is closed, say)."""
+        return self.response.raw
+
+    def iter_content(self, chunk_size: int) -> Iterator[bytes]:
+        progress = Progress(self.limits.stall_timeout)
+        decoder = BoundedDecoder(self.response.headers.get("content-encoding"))
+        while True:
+            try:
+                raw = self.response.raw.read1(chunk_size, decode_content=False)
+            except Exception as exc:
+                raise BodyError(_describe(exc), kind=_body_kind(exc)) from exc
+            if raw:
+                progress.add(len(raw))
+            piece = decoder.decode(raw, chunk_size)
+            if piece:
+                yield piece
+            while decoder.pending:
+                yield decoder.decode(b"", chunk_size)
+            if not raw:
+                decoder.finish()
+                return
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def _body_kind(exc: Exception) -> str:
+    """A body that cannot be decoded is malformed; any other read failure broke off."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"DecodeError", "ContentDecodingError", "DecodingError"}:
+        return "malformed"
+    return "broken"
+
+
+class _HideHeaders(logging.Filter):
+    """httpcore's DEBUG trace prints every response header; a server may echo credentials there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("receive_response_headers.complete"):
+            record.msg, record.args = "receive_response_headers.complete (headers not logged)", ()
+        return True
+
+
+@functools.cache
+def _hide_httpcore_headers() -> None:
+    for name in ("httpcore.http11", "httpcore.http2"):
+        logging.getLogger(name).addFilter(_HideHeaders())
 
 
 def _describe(exc: Exception) -> str:

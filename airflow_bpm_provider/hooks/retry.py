@@ -27,7 +27,7 @@ class RetryPolicy:
     max_retry_after: float = 300.0
 
     def delay_after_error(self, request: Request, error: TransportError, attempt: int) -> float | None:
-        if attempt >= self.max_attempts:
+        if attempt >= self.max_attempts or not error.retryable:
             return None
         if error.sent and not request.safe_to_repeat:
             return None
@@ -38,6 +38,8 @@ class RetryPolicy:
             return None
         if reply.status != 429 and not request.safe_to_repeat:
             return None
+        # An unreadable Retry-After (garbage, negative) is ignored for the normal backoff; the hook
+        # logs that it did so.
         retry_after = parse_retry_after(reply.headers.get("retry-after"))
         if retry_after is not None:
             # A wait longer than this would hold a worker slot idle: fail now, naming the time
@@ -51,19 +53,24 @@ class RetryPolicy:
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
+
+    None when it is neither (negative numbers, garbage); a date in the past means "now".
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if len(value) > 64:
+        return None
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         # Bonita's 429 documents Retry-After as an OpenAPI date-time, i.e. ISO 8601, not an HTTP date.
         try:
             when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

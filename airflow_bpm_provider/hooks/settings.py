@@ -10,6 +10,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_bpm_provider.exceptions import BpmConfigError
+from airflow_bpm_provider.hooks.bounds import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_RESPONSE_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
+    BodyLimits,
+)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
@@ -31,10 +37,21 @@ class ConnectionSettings:
     max_retries: int = 5
     retry_delay: float = 1.0
     retry_max_delay: float = 30.0
+    response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
 
     @property
     def timeout(self) -> tuple[float, float]:
         return (self.connect_timeout, self.read_timeout)
+
+    @property
+    def limits(self) -> BodyLimits:
+        return BodyLimits(
+            response_timeout=self.response_timeout,
+            max_response_bytes=self.max_response_bytes,
+            stall_timeout=self.stall_timeout,
+        )
 
     @property
     def basic_credentials(self) -> str | None:
@@ -116,6 +133,9 @@ class ConnectionSettings:
             max_retries=int(number("max_retries", 5, minimum=1)),
             retry_delay=number("retry_delay", 1.0),
             retry_max_delay=number("retry_max_delay", 30.0),
+            response_timeout=number("response_timeout", DEFAULT_RESPONSE_TIMEOUT, minimum=0.1),
+            max_response_bytes=int(number("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, minimum=1024)),
+            stall_timeout=number("stall_timeout", DEFAULT_STALL_TIMEOUT, minimum=0.1),
         )
 
 

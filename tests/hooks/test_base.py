@@ -153,6 +153,9 @@ def test_base_url_keeps_scheme_port_and_context_root(host, schema, port, extra, 
         ({"extra": {"auth_type": "kerberos"}}, "auth_type"),
         ({"extra": {"timeout": "soon"}}, "'timeout' must be a number"),
         ({"extra": {"scheme": "ftp"}, "host": "h"}, "scheme"),
+        ({"extra": {"max_response_bytes": "big"}}, "'max_response_bytes' must be a number"),
+        ({"extra": {"response_timeout": 0}}, "'response_timeout' must be >= 0.1"),
+        ({"extra": {"stall_timeout": -1}}, "'stall_timeout' must be >= 0.1"),
     ],
 )
 def test_bad_connection_fields_are_named(fields, message):
@@ -180,6 +183,18 @@ def test_verify_and_timeouts_come_from_extra():
     assert settings.verify is False
     assert settings.timeout == (3.0, 12.5)
     assert settings.max_retries == 2
+    assert (settings.limits.response_timeout, settings.limits.max_response_bytes) == (300.0, 64 << 20)
+    assert settings.limits.stall_timeout == 60.0
+    bounded = Connection(
+        conn_id="c",
+        conn_type="echo",
+        host="https://h",
+        login="u",
+        password="p",
+        extra={"response_timeout": "30", "max_response_bytes": 1048576, "stall_timeout": 5},
+    )
+    limits = ConnectionSettings.from_connection(bounded).limits
+    assert (limits.response_timeout, limits.max_response_bytes, limits.stall_timeout) == (30.0, 1 << 20, 5.0)
     bundle = Connection(
         conn_id="c",
         conn_type="echo",
