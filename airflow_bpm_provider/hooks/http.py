@@ -8,6 +8,7 @@ thrown in). The same flow then runs on a worker through ``requests`` and in the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json as jsonlib
 import logging
@@ -291,14 +292,25 @@ class SyncTransport:
         response.raw.release_conn()
         return reply
 
-    @staticmethod
-    def _read_body(response: Any, reader: BodyReader) -> bytes:
-        reader.budget.check_time()
+    def _read_body(self, response: Any, reader: BodyReader) -> bytes:
+        # The socket's timeout shrinks to what is left of the deadline, so neither a trickle nor
+        # a pause longer than that outlasts response_timeout; read1 makes one network read per call.
+        sock = _socket_of(response.raw)
+        budget = reader.budget
         while True:
-            # read1: one network read per call, so the deadline is checked whenever data arrives
-            # (a silent server is cut by the read timeout).
-            raw = response.raw.read1(READ_PIECE, decode_content=False)
+            budget.check_time()
+            if sock is not None:
+                with contextlib.suppress(OSError):  # a socket closed under us: read1 will say so
+                    sock.settimeout(max(0.001, min(self.timeout[1], budget.deadline - time.monotonic())))
+            try:
+                raw = response.raw.read1(READ_PIECE, decode_content=False)
+            except Exception:
+                budget.check_time()  # a timeout at the deadline is named as one
+                raise
             if not raw:
+                if sock is not None:
+                    with contextlib.suppress(OSError):  # leave the pooled socket as urllib3 set it
+                        sock.settimeout(self.timeout[1])
                 return reader.finish()
             reader.feed(raw)
 
@@ -513,6 +525,19 @@ class _SyncStream:
 
     def close(self) -> None:
         self.response.close()
+
+
+def _socket_of(raw: Any) -> Any:
+    """The socket under a urllib3 response, or None (then the read timeout bounds a silence).
+
+    A kept-alive connection holds it; an answer with ``Connection: close`` hands it to
+    http.client's response object, reachable only through its file object.
+    """
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None or sock.fileno() == -1:
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock if hasattr(sock, "settimeout") else None
 
 
 def _body_kind(exc: Exception) -> str:

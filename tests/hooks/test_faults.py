@@ -208,6 +208,29 @@ def test_a_trickling_body_cannot_outlast_the_response_timeout(mode):
 
 
 @MODES
+def test_a_pause_mid_body_is_cut_at_the_deadline_not_the_read_timeout(mode):
+    def pause(conn, n):
+        conn.sendall(head("200 OK", length=100) + b'{"state": ')
+        time.sleep(4)
+
+    with FaultyServer(pause) as server:
+        started = time.monotonic()
+        error = fails(mode, make_hook(server.url, response_timeout=0.4, max_retries=1), GET, BpmTransferError)
+        elapsed = time.monotonic() - started
+    assert "response_timeout=0.4 s" in str(error)
+    assert elapsed < ATTEMPTS * 1.0  # the read timeout is 5 s and the pause 4 s
+
+
+@MODES
+def test_a_request_that_cannot_be_built_is_not_sent(mode):
+    with FaultyServer(OK) as server:
+        bad = Request("GET", "/live/1", headers={"X-Echo": "a\r\nInjected: yes"})
+        error = fails(mode, make_hook(server.url), bad, BpmConnectionError)
+    assert "could not be sent" in str(error)
+    assert server.hits == []
+
+
+@MODES
 @pytest.mark.parametrize("length", ["-5", "lots", "12, 13", "9" * 20])
 def test_a_bad_content_length_is_refused_clearly(mode, length):
     with FaultyServer(
