@@ -241,6 +241,31 @@ def test_a_bad_content_length_is_refused_clearly(mode, length):
     assert len(server.hits) == ATTEMPTS
 
 
+FAULTS = {
+    "truncated chunked": (truncated_chunked(b'{"id": 4'), BpmTransferError),
+    "reset mid-body": (reset_mid_body(b'{"id": ', 300), BpmTransferError),
+    "bad gzip": (full(b"garbage", "Content-Encoding: gzip"), BpmServerError),
+    "unknown encoding": (full(b"garbage", "Content-Encoding: br"), BpmServerError),
+    "bad length": (
+        lambda conn, n: conn.sendall(head("200 OK", "Content-Length: -3") + b"{}"),
+        BpmServerError,
+    ),
+    "trickle": (trickle(b'{"id": 4}' * 20, 0.05), BpmTransferError),
+}
+SEARCH = Request("POST", "/search", data={"q": "x"}, idempotent=True)  # a read-only POST, like Questetra's
+
+
+@MODES
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize(("request_", "tries"), [(START, 1), (SEARCH, ATTEMPTS)], ids=["start", "search"])
+def test_every_fault_retries_a_safe_request_and_never_resends_a_start(mode, fault, request_, tries):
+    answer, cls = FAULTS[fault]
+    with FaultyServer(answer) as server:
+        fails(mode, make_hook(server.url, response_timeout=0.3), request_, cls)
+    assert len(server.hits) == tries
+    assert [hit.method for hit in server.hits] == ["POST"] * tries
+
+
 # ---- Retry-After -------------------------------------------------------------------------------
 
 
