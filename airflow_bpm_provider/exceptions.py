@@ -109,10 +109,14 @@ def error_class_for_status(status: int) -> type[BpmError]:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every known secret in ``text`` (a server may echo a token back)."""
+    """Replace every known secret in ``text`` (a server may echo a token back), also in the
+    percent-encoded forms a URL gives it (a ``Location`` header echoing the login form)."""
+    from urllib.parse import quote, quote_plus
+
     for secret in secrets:
         if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
+            for form in dict.fromkeys((secret, quote(secret, safe=""), quote_plus(secret))):
+                text = text.replace(form, "***")
     return text
 
 

@@ -391,7 +391,8 @@ class BpmHook(BaseHook, abc.ABC):
                 summary += f"; its Retry-After {self._header_text(retry_after)} is neither seconds nor a date"
             else:
                 shown = shorten(scrub(retry_after, secrets), 120)
-                summary += f"; it asks to wait until {shown}"
+                wait = f"{shown} s" if shown.isdigit() else f"until {shown}"
+                summary += f"; it asks to wait {wait}"
         return self._error(
             cls,
             summary,

@@ -537,3 +537,13 @@ def test_bounded_decoder_handles_multi_member_gzip_and_raw_deflate():
     assert len(decoder.decode(gzip.compress(bytes(10_000)), 101)) == 101  # stops at the limit
     with pytest.raises(BodyError, match="unsupported Content-Encoding"):
         BoundedDecoder("br")
+
+
+def test_scrub_also_hides_the_url_encoded_forms_of_a_secret():
+    from urllib.parse import quote, quote_plus
+
+    from airflow_bpm_provider.exceptions import scrub
+
+    secret = "p@ss w/rd&1"
+    text = f"Location: /login?pw={quote(secret, safe='')}&again={quote_plus(secret)} raw={secret}"
+    assert scrub(text, [secret]) == "Location: /login?pw=***&again=*** raw=***"
