@@ -140,12 +140,16 @@ class AnswerChecks:
 
     def _need_id(self, request: Request, reply: Reply | None, value: Any, what: str) -> str:
         if not is_id(value):
-            raise self._wrong(request, reply, f"{what} must be an id (text or a whole number), got {kind(value)}")
+            raise self._wrong(
+                request, reply, f"{what} must be an id (text or a whole number), got {kind(value)}"
+            )
         return str(value)
 
     def _need_count(self, request: Request, reply: Reply | None, value: Any, what: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self._wrong(request, reply, f"{what} must be a count (a whole number >= 0), got {kind(value)}")
+            raise self._wrong(
+                request, reply, f"{what} must be a count (a whole number >= 0), got {kind(value)}"
+            )
         return value
 
     def _optional(
@@ -156,7 +160,9 @@ class AnswerChecks:
         if value is None:
             return
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
-            raise self._wrong(request, reply, f"'{key}' of {what} must be {_type_words(types)}, got {kind(value)}")
+            raise self._wrong(
+                request, reply, f"'{key}' of {what} must be {_type_words(types)}, got {kind(value)}"
+            )
 
     @contextmanager
     def _reading(self, request: Request, reply: Reply | None, what: str) -> Iterator[None]:
@@ -182,5 +188,12 @@ def _as_tuple(types: Any) -> tuple[type, ...]:
 
 
 def _type_words(types: Any) -> str:
-    names = {str: "a string", int: "a number", float: "a number", bool: "a boolean", dict: "an object", list: "a list"}
+    names = {
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        dict: "an object",
+        list: "a list",
+    }
     return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in _as_tuple(types)))

@@ -447,7 +447,9 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
             ) from None
         body = self._json(request, reply)
         if not isinstance(body, Mapping):
-            raise self._unexpected(request, reply, f"a process definition must be a JSON object, got {kind(body)}")
+            raise self._unexpected(
+                request, reply, f"a process definition must be a JSON object, got {kind(body)}"
+            )
         return self._definition(request, reply, dict(body))
 
     def _definition(self, request: Request, reply: Reply | None, body: dict[str, Any]) -> dict[str, Any]:
@@ -633,7 +635,9 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
         raw_state = case.get("state")
         if bv.CASE_STATES.get((raw_state or "").strip().lower()) is None:
             raise self._wrong(
-                where, None, f"case {case_id} has the unknown state {raw_state!r}; known: {', '.join(bv.CASE_STATES)}"
+                where,
+                None,
+                f"case {case_id} has the unknown state {raw_state!r}; known: {', '.join(bv.CASE_STATES)}",
             )
         return ProcessInstance(
             id=case_id,

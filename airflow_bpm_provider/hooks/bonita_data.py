@@ -94,7 +94,10 @@ class BonitaDataMixin:
         """GET /API/bpm/caseVariable?f=case_id=.. (API@bpm@caseVariable.yaml), page after page."""
         filters = [("case_id", self._check_id(case_id, "case id"))]
         where = Request("GET", "/API/bpm/caseVariable")
-        return (self._checked_variable(where, None, item) for item in self.search("bpm/caseVariable", filters=filters))
+        return (
+            self._checked_variable(where, None, item)
+            for item in self.search("bpm/caseVariable", filters=filters)
+        )
 
     def update_case_variable(
         self, case_id: str, name: str, value: Any, *, java_type: str | None = None

@@ -96,8 +96,9 @@ class QuestetraHook(AnswerChecks, BpmHook):
     Connection: host = base URL with any context root (``https://example.questetra.net`` or
     ``https://host:port/userweb``); Basic auth with the user's e-mail and API password, or extra
     ``auth_type: bearer`` with an OAuth2 access token in the password field. Extras:
-    ``page_size`` (1-1000, default 1000, the API's maximum) and ``timezone`` (the API user's IANA time zone: aware
-    datetimes in criteria and forms are converted to it, since the API takes wall-clock text).
+    ``page_size`` (1-1000, default 1000, the API's maximum) and ``timezone`` (the API user's IANA
+    time zone: aware datetimes in criteria and forms are converted to it, since the API takes
+    wall-clock text).
     """
 
     conn_type = "questetra"
@@ -584,7 +585,9 @@ class QuestetraHook(AnswerChecks, BpmHook):
         for key in ("processInstanceStartDatetime", "processInstanceEndDatetime"):
             value = raw.get(key)
             if value not in (None, "") and (not isinstance(value, str) or parse_api_datetime(value) is None):
-                raise self._wrong(request, None, f"'{key}' of process {pid} is not a date and time: {value!r:.80}")
+                raise self._wrong(
+                    request, None, f"'{key}' of process {pid} is not a date and time: {value!r:.80}"
+                )
         return ProcessInstance(
             id=str(pid),
             state=state,
@@ -935,13 +938,17 @@ class QuestetraHook(AnswerChecks, BpmHook):
             if item.get("dataType") != "FILE2" or not item.get("value"):
                 continue
             number = _as_int(item.get("processDataDefinitionNumber", key))
-            entries = self._need_objects(where, None, item["value"], f"the files of data item {key!r}", id_key="id")
+            entries = self._need_objects(
+                where, None, item["value"], f"the files of data item {key!r}", id_key="id"
+            )
             for entry in entries:
                 self._optional(where, None, entry, "length", int, f"a file of data item {key!r}")
                 for text in ("name", "contentType"):
                     self._optional(where, None, entry, text, str, f"a file of data item {key!r}")
                 if not is_id(entry.get("processDataInstanceId", item.get("id"))):
-                    raise self._wrong(where, None, f"a file of data item {key!r} has no 'processDataInstanceId'")
+                    raise self._wrong(
+                        where, None, f"a file of data item {key!r} has no 'processDataInstanceId'"
+                    )
                 files.append(
                     (
                         number,

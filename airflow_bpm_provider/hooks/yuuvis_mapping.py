@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from airflow_bpm_provider.exceptions import BpmConfigError
+from airflow_bpm_provider.hooks.answers import parse_json
 from airflow_bpm_provider.models import ProcessState, Task
 
 INT32 = 2**31
@@ -411,8 +412,8 @@ def _ids(value: Any) -> list[str]:
         text = value.strip()
         if text.startswith("["):
             try:
-                return _ids(json.loads(text))
-            except ValueError:
+                return _ids(parse_json(text.encode("utf-8")))
+            except ValueError:  # not JSON, or nested too deeply to be a list of ids
                 return [text]
         return [text] if text else []
     if isinstance(value, Mapping):

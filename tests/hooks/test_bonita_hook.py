@@ -1282,7 +1282,9 @@ def test_document_search_get_delete_and_archived_versions(httpserver: HTTPServer
     ).respond_with_json([ARCHIVED_V1])
     httpserver.expect_request(
         f"{BASE}/API/bpm/archivedCaseDocument",
-        query_string=qs(("p", 0), ("c", 1000), ("f", "caseId=1"), ("f", "name=myDocList"), ("o", "index ASC")),
+        query_string=qs(
+            ("p", 0), ("c", 1000), ("f", "caseId=1"), ("f", "name=myDocList"), ("o", "index ASC")
+        ),
     ).respond_with_json([])
     hook = make_hook(httpserver)
     assert [d["id"] for d in hook.search_documents("1", name="Doc 1")] == ["3"]
