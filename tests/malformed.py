@@ -22,7 +22,11 @@ GENERIC = [
     ("not JSON", b"<html>please log in</html>", "the body is not JSON"),
     ("not UTF-8", b"\xff\xfe{", "the body is not JSON"),
     ("nested past the parser", b"[" * 100_000 + b"]" * 100_000, "nested deeper than 64 levels"),
-    ("nested past the bound", json.dumps(json.loads("[" * 200 + "]" * 200)).encode(), "nested deeper than 64"),
+    (
+        "nested past the bound",
+        json.dumps(json.loads("[" * 200 + "]" * 200)).encode(),
+        "nested deeper than 64",
+    ),
     ("a list of strings", b'["a", "b"]', ""),
     ("a string", b'"ok"', ""),
     ("a number", b"42", ""),

@@ -44,20 +44,55 @@ DEFINITION = {"id": "5", "name": "Pool", "version": "1.0", "activationState": "E
 CASE = {"id": "11", "state": "started", "processDefinitionId": "5"}
 
 METHODS = {
-    "get_process_definition by id": (lambda h: h.get_process_definition("5"), "GET", f"{B}/API/bpm/process/5", None),
-    "get_process_definition by name": (lambda h: h.get_process_definition("Pool"), "GET", f"{B}/API/bpm/process", None),
-    "start_process": (lambda h: h.start_process("5"), "POST", f"{B}/API/bpm/process/5/instantiation", "definition"),
-    "start_process via case": (lambda h: h.start_process("5", via="case"), "POST", f"{B}/API/bpm/case", "definition"),
+    "get_process_definition by id": (
+        lambda h: h.get_process_definition("5"),
+        "GET",
+        f"{B}/API/bpm/process/5",
+        None,
+    ),
+    "get_process_definition by name": (
+        lambda h: h.get_process_definition("Pool"),
+        "GET",
+        f"{B}/API/bpm/process",
+        None,
+    ),
+    "start_process": (
+        lambda h: h.start_process("5"),
+        "POST",
+        f"{B}/API/bpm/process/5/instantiation",
+        "definition",
+    ),
+    "start_process via case": (
+        lambda h: h.start_process("5", via="case"),
+        "POST",
+        f"{B}/API/bpm/case",
+        "definition",
+    ),
     "get_process": (lambda h: h.get_process("11"), "GET", f"{B}/API/bpm/case/11", None),
     "aget_process": (lambda h: h.aget_process("11"), "GET", f"{B}/API/bpm/case/11", None),
     "find_processes": (lambda h: h.find_processes(states=["RUNNING"]), "GET", f"{B}/API/bpm/case", None),
     "list_tasks": (lambda h: h.list_tasks(), "GET", f"{B}/API/bpm/humanTask", None),
     "alist_tasks": (lambda h: h.alist_tasks(), "GET", f"{B}/API/bpm/humanTask", None),
     "get_task": (lambda h: h.get_task("3"), "GET", f"{B}/API/bpm/humanTask/3", None),
-    "get_task_contract": (lambda h: h.get_task_contract("3"), "GET", f"{B}/API/bpm/userTask/3/contract", None),
+    "get_task_contract": (
+        lambda h: h.get_task_contract("3"),
+        "GET",
+        f"{B}/API/bpm/userTask/3/contract",
+        None,
+    ),
     "list_files": (lambda h: h.list_files("11"), "GET", f"{B}/API/bpm/caseDocument", None),
-    "get_case_variable": (lambda h: h.get_case_variable("11", "key"), "GET", f"{B}/API/bpm/caseVariable/11/key", None),
-    "search_case_variables": (lambda h: h.search_case_variables("11"), "GET", f"{B}/API/bpm/caseVariable", None),
+    "get_case_variable": (
+        lambda h: h.get_case_variable("11", "key"),
+        "GET",
+        f"{B}/API/bpm/caseVariable/11/key",
+        None,
+    ),
+    "search_case_variables": (
+        lambda h: h.search_case_variables("11"),
+        "GET",
+        f"{B}/API/bpm/caseVariable",
+        None,
+    ),
     "get_document": (lambda h: h.get_document("4"), "GET", f"{B}/API/bpm/caseDocument/4", None),
     "session_info": (lambda h: h.session_info(), "GET", f"{B}/API/system/session/unusedId", None),
 }
@@ -73,7 +108,11 @@ SPECIFIC = [
     ("get_process", [CASE], "a case must be a JSON object, got a list"),
     ("get_process", {**CASE, "id": None}, "a case's 'id' must be an id"),
     ("get_process_definition by id", {"name": "Pool"}, "the process definition's 'id' must be an id"),
-    ("get_process_definition by name", [{"id": True, "name": "Pool"}], "the process definition's 'id' must be an id"),
+    (
+        "get_process_definition by name",
+        [{"id": True, "name": "Pool"}],
+        "the process definition's 'id' must be an id",
+    ),
     ("start_process", {"caseId": {"id": 1}}, "no caseId in the answer (got an object)"),
     ("start_process via case", {"id": ""}, "no case id in the answer"),
     ("list_tasks", [{"name": "Review"}], "a task's 'id' must be an id"),
@@ -81,7 +120,11 @@ SPECIFIC = [
     ("get_task", ["3"], "a task must be an object, got a list"),
     ("list_files", [{"id": "4", "url": ["x"]}], "'url' of a document must be a string or a number"),
     ("list_files", [{"name": "doc"}], "a document has no usable 'id'"),
-    ("get_case_variable", {"name": "key", "type": 7, "value": "1"}, "'type' of variable 'key' must be a string"),
+    (
+        "get_case_variable",
+        {"name": "key", "type": 7, "value": "1"},
+        "'type' of variable 'key' must be a string",
+    ),
     ("search_case_variables", [{"value": "1"}], "a variable has no text 'name'"),
     ("session_info", {"user_name": "walter"}, "no user_id in the session"),
 ]
@@ -104,7 +147,14 @@ def test_every_reading_method_refuses_a_malformed_answer(httpserver: HTTPServer,
     hook = make_hook(httpserver)
     serve(httpserver, path, body, method)
     prepare(httpserver, name)
-    assert_unexpected(lambda: action(hook), system="Bonita", conn_id="b", method=method, path=path.removeprefix(B), says=says)
+    assert_unexpected(
+        lambda: action(hook),
+        system="Bonita",
+        conn_id="b",
+        method=method,
+        path=path.removeprefix(B),
+        says=says,
+    )
 
 
 @pytest.mark.parametrize(("name", "body", "says"), SPECIFIC, ids=[f"{s[0]}:{s[2][:40]}" for s in SPECIFIC])
@@ -113,7 +163,14 @@ def test_a_documented_field_of_the_wrong_shape_is_named(httpserver: HTTPServer, 
     hook = make_hook(httpserver)
     serve(httpserver, path, body, method)
     prepare(httpserver, name)
-    assert_unexpected(lambda: action(hook), system="Bonita", conn_id="b", method=method, path=path.removeprefix(B), says=says)
+    assert_unexpected(
+        lambda: action(hook),
+        system="Bonita",
+        conn_id="b",
+        method=method,
+        path=path.removeprefix(B),
+        says=says,
+    )
 
 
 @pytest.mark.parametrize("name", ["find_processes", "alist_tasks"])

@@ -44,7 +44,11 @@ METHODS = {
     "batch_accept": (lambda h: h.batch_accept([1]), "POST", "/API/PE/Workitem/batchAccept"),
     "search_processes": (lambda h: h.search_processes(), "POST", PROCESS_LIST),
     "find_processes": (lambda h: h.find_processes(), "POST", PROCESS_LIST),
-    "find_process_by_business_key": (lambda h: h.find_process_by_business_key("1", "k"), "POST", PROCESS_LIST),
+    "find_process_by_business_key": (
+        lambda h: h.find_process_by_business_key("1", "k"),
+        "POST",
+        PROCESS_LIST,
+    ),
     "search_tasks": (lambda h: h.search_tasks(), "POST", WORKITEM_LIST),
     "list_tasks": (lambda h: h.list_tasks(), "POST", WORKITEM_LIST),
     "alist_tasks": (lambda h: h.alist_tasks(), "POST", WORKITEM_LIST),
@@ -59,28 +63,85 @@ FILES = {"processInstanceId": 1, "processInstanceState": "STARTED"}
 
 # (method, spoiled answer, what the message says) beyond the generic spoilers
 SPECIFIC = [
-    ("find_processes", {"count": 1, "processInstances": ["1"]}, "'processInstances'[0] must be an object, got a string"),
+    (
+        "find_processes",
+        {"count": 1, "processInstances": ["1"]},
+        "'processInstances'[0] must be an object, got a string",
+    ),
     ("find_processes", {"count": 1, "processInstances": None}, "'processInstances' must be a list, got null"),
-    ("find_processes", {"count": 1, "processInstances": {"a": 1}}, "'processInstances' must be a list, got an object"),
+    (
+        "find_processes",
+        {"count": 1, "processInstances": {"a": 1}},
+        "'processInstances' must be a list, got an object",
+    ),
     ("find_processes", {"count": "1", "processInstances": []}, "'count' must be a count"),
-    ("find_processes", {"count": 1, "processInstances": [{"processInstanceState": "STARTED"}]}, "no usable 'processInstanceId'"),
-    ("find_processes", {"count": 1, "processInstances": [{**ENTRY, "processInstanceState": 3}]}, "processInstanceState=3"),
-    ("find_processes", {"count": 1, "processInstances": [{**ENTRY, "processInstanceTitle": ["k"]}]}, "'processInstanceTitle' of process 1 must be a string"),
-    ("find_processes", {"count": 1, "processInstances": [{**ENTRY, "processInstanceStartDatetime": "yesterday"}]}, "not a date and time"),
-    ("find_processes", {"count": 1, "processInstances": [{**ENTRY, "processInstanceStartDatetime": 17}]}, "not a date and time"),
-    ("list_startable", {"count": 1, "startableActivities": [7]}, "'startableActivities'[0] must be an object"),
+    (
+        "find_processes",
+        {"count": 1, "processInstances": [{"processInstanceState": "STARTED"}]},
+        "no usable 'processInstanceId'",
+    ),
+    (
+        "find_processes",
+        {"count": 1, "processInstances": [{**ENTRY, "processInstanceState": 3}]},
+        "processInstanceState=3",
+    ),
+    (
+        "find_processes",
+        {"count": 1, "processInstances": [{**ENTRY, "processInstanceTitle": ["k"]}]},
+        "'processInstanceTitle' of process 1 must be a string",
+    ),
+    (
+        "find_processes",
+        {"count": 1, "processInstances": [{**ENTRY, "processInstanceStartDatetime": "yesterday"}]},
+        "not a date and time",
+    ),
+    (
+        "find_processes",
+        {"count": 1, "processInstances": [{**ENTRY, "processInstanceStartDatetime": 17}]},
+        "not a date and time",
+    ),
+    (
+        "list_startable",
+        {"count": 1, "startableActivities": [7]},
+        "'startableActivities'[0] must be an object",
+    ),
     ("list_tasks", {"count": 1, "workitems": [{"nodeName": "x"}]}, "'workitems'[0] has no usable 'id'"),
-    ("alist_tasks", {"count": 1, "workitems": [{"id": 1, "nodeName": ["x"]}]}, "'nodeName' of a workitem must be a string"),
+    (
+        "alist_tasks",
+        {"count": 1, "workitems": [{"id": 1, "nodeName": ["x"]}]},
+        "'nodeName' of a workitem must be a string",
+    ),
     ("batch_accept", {"results": ["ok"]}, "'results'[0] must be an object"),
     ("batch_accept", {"results": None}, "'results' must be a list, got null"),
     ("start", {"workitem": ["1"]}, "no 'workitem' object (got a list)"),
     ("get_process", {"processInstance": "1"}, "no 'processInstance' object (got a string)"),
     ("list_files", {"processInstance": {**FILES, "data": ["a"]}}, "'data' must be an object, got a list"),
     ("list_files", {"processInstance": {**FILES, "data": {"1": "x"}}}, "data item '1' must be an object"),
-    ("list_files", {"processInstance": {**FILES, "data": {"1": {"dataType": "FILE2", "value": "a.pdf"}}}}, "must be a list, got a string"),
-    ("list_files", {"processInstance": {**FILES, "data": {"1": {"dataType": "FILE2", "value": ["a.pdf"]}}}}, "[0] must be an object"),
-    ("list_files", {"processInstance": {**FILES, "data": {"1": {"dataType": "FILE2", "value": [{"name": "a"}]}}}}, "has no usable 'id'"),
-    ("list_files", {"processInstance": {**FILES, "data": {"1": {"id": 5, "dataType": "FILE2", "value": [{"id": 1, "length": "9"}]}}}}, "'length' of a file of data item '1' must be a number"),
+    (
+        "list_files",
+        {"processInstance": {**FILES, "data": {"1": {"dataType": "FILE2", "value": "a.pdf"}}}},
+        "must be a list, got a string",
+    ),
+    (
+        "list_files",
+        {"processInstance": {**FILES, "data": {"1": {"dataType": "FILE2", "value": ["a.pdf"]}}}},
+        "[0] must be an object",
+    ),
+    (
+        "list_files",
+        {"processInstance": {**FILES, "data": {"1": {"dataType": "FILE2", "value": [{"name": "a"}]}}}},
+        "has no usable 'id'",
+    ),
+    (
+        "list_files",
+        {
+            "processInstance": {
+                **FILES,
+                "data": {"1": {"id": 5, "dataType": "FILE2", "value": [{"id": 1, "length": "9"}]}},
+            }
+        },
+        "'length' of a file of data item '1' must be a number",
+    ),
 ]
 
 
@@ -90,7 +151,9 @@ def test_every_reading_method_refuses_a_malformed_answer(httpserver: HTTPServer,
     action, method, path = METHODS[name]
     serve(httpserver, path, body, method)
     hook = make_hook(httpserver)
-    assert_unexpected(lambda: action(hook), system="Questetra", conn_id="q", method=method, path=path, says=says)
+    assert_unexpected(
+        lambda: action(hook), system="Questetra", conn_id="q", method=method, path=path, says=says
+    )
 
 
 @pytest.mark.parametrize(("name", "body", "says"), SPECIFIC, ids=[f"{s[0]}:{s[2][:40]}" for s in SPECIFIC])
@@ -98,7 +161,9 @@ def test_a_documented_field_of_the_wrong_shape_is_named(httpserver: HTTPServer, 
     action, method, path = METHODS[name]
     serve(httpserver, path, body, method)
     hook = make_hook(httpserver)
-    assert_unexpected(lambda: action(hook), system="Questetra", conn_id="q", method=method, path=path, says=says)
+    assert_unexpected(
+        lambda: action(hook), system="Questetra", conn_id="q", method=method, path=path, says=says
+    )
 
 
 @pytest.mark.parametrize(
@@ -114,7 +179,9 @@ def test_a_documented_field_of_the_wrong_shape_is_named(httpserver: HTTPServer, 
 def test_a_task_form_that_is_not_the_documented_xml_is_named(httpserver: HTTPServer, body, says):
     httpserver.expect_request(FORM).respond_with_data(body, content_type="text/xml")
     hook = make_hook(httpserver)
-    assert_unexpected(lambda: hook.view_form(7), system="Questetra", conn_id="q", method="GET", path=FORM, says=says)
+    assert_unexpected(
+        lambda: hook.view_form(7), system="Questetra", conn_id="q", method="GET", path=FORM, says=says
+    )
 
 
 def test_a_server_that_repeats_its_full_page_is_stopped(httpserver: HTTPServer):
