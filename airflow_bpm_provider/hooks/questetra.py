@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from functools import cached_property
 from typing import IO, Any
 
@@ -84,6 +84,7 @@ FILTER_STATES = {
     ProcessState.CANCELLED: "FAILED",
 }
 OPEN_WORKITEM_STATES = ("OFFERED", "ALLOCATED", "STARTED")
+DATETIME_KEYS = ("processInstanceStartDatetime", "processInstanceEndDatetime")
 FORM_OPTIONS = ("title", "flow", "qgroup_id", "save_only")
 FIND_FILTERS = ("query", "definition", "states", "title", "started_after", "started_before")
 _ASSIGNEE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
@@ -582,12 +583,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
             self._need_id(request, None, model, "'processModelInfoId'")
         for key in ("processModelInfoName", "processInstanceTitle"):
             self._optional(request, None, raw, key, str, f"process {pid}")
-        for key in ("processInstanceStartDatetime", "processInstanceEndDatetime"):
-            value = raw.get(key)
-            if value not in (None, "") and (not isinstance(value, str) or parse_api_datetime(value) is None):
-                raise self._wrong(
-                    request, None, f"'{key}' of process {pid} is not a date and time: {value!r:.80}"
-                )
+        started, ended = (self._api_datetime(request, raw, key, pid) for key in DATETIME_KEYS)
         return ProcessInstance(
             id=str(pid),
             state=state,
@@ -595,11 +591,22 @@ class QuestetraHook(AnswerChecks, BpmHook):
             definition=str(model) if model is not None else None,
             definition_name=raw.get("processModelInfoName"),
             title=raw.get("processInstanceTitle"),
-            started_at=parse_api_datetime(raw.get("processInstanceStartDatetime")),
-            ended_at=parse_api_datetime(raw.get("processInstanceEndDatetime")),
+            started_at=started,
+            ended_at=ended,
             url=self.ui_url(str(pid)),
             raw=dict(raw),
         )
+
+    def _api_datetime(self, request: Request, raw: Mapping[str, Any], key: str, pid: Any) -> datetime | None:
+        value = raw.get(key)
+        if value in (None, ""):
+            return None
+        parsed = parse_api_datetime(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise self._wrong(
+                request, None, f"'{key}' of process {pid} is not a date and time: {value!r:.80}"
+            )
+        return parsed
 
     def _parse_process(self, process: Any) -> tuple[str, str | None]:
         match = _PROCESS.match(str(process))

@@ -128,7 +128,8 @@ def test_a_file_with_metadata_of_the_wrong_shape_is_named(httpserver: HTTPServer
     serve(httpserver, "/api/dms/objects/o-1", {"contentStreams": [{"fileName": ["a.pdf"], "length": 3}]})
     hook = make_hook(httpserver)
     assert_unexpected(
-        lambda: hook.list_files("p-1"), system=hook.system, conn_id="y", method="GET", path="/api/dms/objects/o-1",
+        lambda: hook.list_files("p-1"), system=hook.system, conn_id="y", method="GET",
+        path="/api/dms/objects/o-1",
         says="'fileName' of the content of DMS object o-1 must be a string",
     )  # fmt: skip
 
