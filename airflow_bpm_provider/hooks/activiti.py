@@ -951,7 +951,8 @@ class ActivitiHook(AnswerChecks, BpmHook):
             data=[(k, v) for k, v in fields if v is not None],
             files={"file": (name, content, content_type or "application/octet-stream")},
         )
-        return self._json(request, self.request(request))
+        reply = self.request(request)
+        return self._need_object(request, reply, self._json(request, reply), "the attachment")
 
     def add_comment(
         self, task_id: str, message: str, *, save_process_instance_id: bool = False

@@ -334,7 +334,7 @@ def typed_variable(name: str, value: Any, *, conn_id: str | None = None) -> dict
 def _jsonable(value: Any, *, name: str, conn_id: str | None) -> Any:
     try:
         return json.loads(json.dumps(value, default=str))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deeply
         raise BpmConfigError(f"variable '{name}' cannot be sent as JSON", conn_id=conn_id) from None
 
 

@@ -867,9 +867,9 @@ def test_get_task_without_an_id_is_an_unexpected_answer(httpserver: HTTPServer, 
 def test_a_task_list_entry_without_an_id_is_an_unexpected_answer(httpserver: HTTPServer):
     httpserver.expect_request(TASKS).respond_with_json(page([{"name": "My task"}], False))
     hook = make_hook(httpserver)
-    with pytest.raises(BpmServerError, match="has no usable .id."):
+    with pytest.raises(BpmServerError, match="has no usable 'id'"):
         list(hook.list_tasks())
-    with pytest.raises(BpmServerError, match="has no usable .id."):
+    with pytest.raises(BpmServerError, match="has no usable 'id'"):
         list(hook.find_tasks())
 
 
