@@ -134,8 +134,8 @@ CONNECTION_TYPES = [
         {"host": "https://example.questetra.net or https://host:port/userweb", "login": "user e-mail"},
         page_size={
             "label": "Page size",
-            "description": "rows per search request (1-1000)",
-            "schema": {"type": ["integer", "null"], "default": 100},
+            "description": "rows per search request (1-1000; default 1000, the API's maximum)",
+            "schema": {"type": ["integer", "null"], "default": 1000},
         },
         timezone={
             "label": "Time zone",

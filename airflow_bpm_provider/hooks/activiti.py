@@ -25,6 +25,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
@@ -49,11 +50,17 @@ from airflow_bpm_provider.hooks.activiti_variables import (
     parse_date,
     python_value,
 )
+from airflow_bpm_provider.hooks.answers import AnswerChecks, is_id, kind, parse_json
 from airflow_bpm_provider.hooks.base import BpmHook
 from airflow_bpm_provider.hooks.http import Flow, Reply, Request
+from airflow_bpm_provider.hooks.paging import PageGuard
 from airflow_bpm_provider.models import ENDED_STATES, ProcessFile, ProcessInstance, ProcessState, Task
 
-PAGE_SIZE = 100
+# The largest page by default. Neither Activiti 5's user guide nor Flowable's Swagger documents a
+# maximum for ``size`` (an integer parameter with no bound; only the default, 10), and the engines'
+# paging applies none, so 1000 is chosen: Questetra's documented bound, 50,000 rows in 50
+# requests, a page of instances near a megabyte of JSON. The ``page_size`` extra asks for less.
+DEFAULT_PAGE_SIZE = 1000
 DEFAULT_DELETE_REASON = "cancelled by Airflow"
 START_FIELDS = {"id": "processDefinitionId", "key": "processDefinitionKey", "message": "message"}
 FIND_FILTERS = frozenset({"definition", "business_key", "states", "started_after", "started_before", "query"})
@@ -82,7 +89,7 @@ def _q(value: str) -> str:
     return quote(str(value), safe="")
 
 
-class ActivitiHook(BpmHook):
+class ActivitiHook(AnswerChecks, BpmHook):
     """Activiti / Flowable / WSO2 EI BPMN REST API (connection type ``activiti``).
 
     Besides the contract shared by every BPM hook it offers the API's own operations: deployments
@@ -104,6 +111,22 @@ class ActivitiHook(BpmHook):
 
     # ---- connection and errors --------------------------------------------------------------
 
+    @cached_property
+    def page_size(self) -> int:
+        """The connection's ``page_size`` extra (default 1000): how many rows each list request asks."""
+        raw = self.settings.extra_value("page_size", DEFAULT_PAGE_SIZE)
+        try:
+            size = int(raw)
+        except (TypeError, ValueError):
+            size = 0
+        if isinstance(raw, bool) or size < 1:
+            raise BpmConfigError(
+                f"extra field 'page_size' must be a positive integer, got {raw!r}",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        return size
+
     @property
     def tenant_id(self) -> str | None:
         tenant = self.settings.extra_value("tenant_id")
@@ -112,8 +135,8 @@ class ActivitiHook(BpmHook):
     def _server_message(self, reply: Reply) -> str:
         """``{"statusCode", "errorMessage"}`` (WSO2, Activiti 5 docs) or ``{"message", "exception"}``."""
         try:
-            body = reply.json()
-        except ValueError:
+            body = parse_json(reply.body)
+        except ValueError:  # not JSON, or nested too deeply to read
             return reply.text
         if not isinstance(body, dict):
             return reply.text
@@ -140,10 +163,10 @@ class ActivitiHook(BpmHook):
         self._refuse_process_variables(params)
         self._refuse_process_variables(query)
         if query is not None:
-            body = {**query, "start": start, "size": PAGE_SIZE}
+            body = {**query, "start": start, "size": self.page_size}
             # A query POST only reads, so re-sending it after a timeout is safe.
             return Request("POST", path, json=body, idempotent=True)
-        return Request("GET", path, params={**(params or {}), "start": start, "size": PAGE_SIZE})
+        return Request("GET", path, params={**(params or {}), "start": start, "size": self.page_size})
 
     def _refuse_process_variables(self, source: Mapping[str, Any] | None) -> None:
         # Never ask list calls for includeProcessVariables=true: the engine then pages over
@@ -157,23 +180,31 @@ class ActivitiHook(BpmHook):
                 conn_id=self.bpm_conn_id,
             )
 
-    def _page_flow(self, request: Request) -> Flow[tuple[list[dict[str, Any]], int]]:
+    def _page_flow(
+        self, request: Request, guard: PageGuard | None = None
+    ) -> Flow[tuple[list[dict[str, Any]], int]]:
+        """One page ``{data, total, start, sort, order, size}``, every row an object with an id."""
         reply = yield request
         body = self._json(request, reply)
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise self._unexpected(request, reply, "no 'data' list in the page")
+        rows = self._need_objects(request, reply, body["data"], "'data'", id_key="id")
         total = body.get("total")
-        if not isinstance(total, int):
-            raise self._unexpected(request, reply, "no 'total' count in the page")
-        return body["data"], total
+        if isinstance(total, bool) or not isinstance(total, int):
+            raise self._unexpected(request, reply, f"no 'total' count in the page (got {kind(total)})")
+        if guard is not None:
+            problem = guard.problem(row["id"] for row in rows)
+            if problem:
+                raise self._unexpected(request, reply, problem)
+        return rows, total
 
     def _all_rows_flow(
         self, path: str, params: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None
     ) -> Flow[list[dict[str, Any]]]:
         rows: list[dict[str, Any]] = []
-        start = 0
+        start, guard = 0, PageGuard()
         while True:
-            data, total = yield from self._page_flow(self._page_request(path, start, params, query))
+            data, total = yield from self._page_flow(self._page_request(path, start, params, query), guard)
             rows.extend(data)
             start += len(data)
             if not data or start >= total:
@@ -183,9 +214,9 @@ class ActivitiHook(BpmHook):
         self, path: str, params: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
         """Every row of a paged list, one page in memory at a time."""
-        start = 0
+        start, guard = 0, PageGuard()
         while True:
-            data, total = self._run(self._page_flow(self._page_request(path, start, params, query)))
+            data, total = self._run(self._page_flow(self._page_request(path, start, params, query), guard))
             yield from data
             start += len(data)
             if not data or start >= total:
@@ -194,6 +225,68 @@ class ActivitiHook(BpmHook):
     def _get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         request = Request("GET", path, params=params)
         return self._json(request, self.request(request))
+
+    def _get_object(self, path: str, what: str) -> dict[str, Any]:
+        request = Request("GET", path)
+        reply = self.request(request)
+        return self._need_object(request, reply, self._json(request, reply), what)
+
+    def _get_objects(self, path: str, what: str) -> list[dict[str, Any]]:
+        """An unpaged list answer (attachments, comments, variables): a list of objects."""
+        request = Request("GET", path)
+        reply = self.request(request)
+        body = self._json(request, reply)
+        return self._need_objects(request, reply, [] if body is None else body, what)
+
+    def _process(
+        self,
+        request: Request,
+        reply: Reply | None,
+        raw: Any,
+        *,
+        history: bool = False,
+        suspended: bool = False,
+    ) -> ProcessInstance:
+        """A process instance answer (ProcessInstanceResponse / HistoricProcessInstanceResponse)."""
+        raw = self._need_object(request, reply, raw, "the process instance")
+        self._need_id(request, reply, raw.get("id"), "the process instance's 'id'")
+        what = f"process instance {raw['id']}"
+        for key in (
+            "businessKey",
+            "name",
+            "processDefinitionName",
+            "processDefinitionId",
+            "processDefinitionKey",
+            "startTime",
+            "endTime",
+            "deleteReason",
+        ):
+            self._optional(request, reply, raw, key, str, what)
+        for key in ("suspended", "ended", "completed"):
+            self._optional(request, reply, raw, key, bool, what)
+        if history:
+            return process_from_history(raw, suspended=suspended)
+        return process_from_runtime(raw)
+
+    def _task_of(self, request: Request, reply: Reply | None, raw: Any) -> Task:
+        """A task answer (TaskResponse): an id, text name and assignee."""
+        raw = self._need_object(request, reply, raw, "the task")
+        self._need_id(request, reply, raw.get("id"), "the task's 'id'")
+        for key in ("name", "assignee", "processInstanceUrl"):
+            self._optional(request, reply, raw, key, str, f"task {raw['id']}")
+        self._optional(request, reply, raw, "processInstanceId", (str, int), f"task {raw['id']}")
+        self._optional(request, reply, raw, "suspended", bool, f"task {raw['id']}")
+        return task_from_raw(raw)
+
+    def _variable_value(self, request: Request, reply: Reply | None, raw: Any) -> Any:
+        """The Python value of a RestVariable ``{name, type, value}``; a value its type cannot hold
+        is a wrong answer."""
+        raw = self._need_object(request, reply, raw, "a variable")
+        if not isinstance(raw.get("name"), str):
+            raise self._wrong(request, reply, f"a variable has no text 'name' (got {kind(raw.get('name'))})")
+        self._optional(request, reply, raw, "type", str, f"variable {raw['name']!r}")
+        with self._reading(request, reply, f"the value of variable {raw['name']!r}"):
+            return python_value(raw)
 
     def _send_json(self, method: str, path: str, body: Any, *, idempotent: bool | None = None) -> Any:
         request = Request(method, path, json=body, idempotent=idempotent)
@@ -274,7 +367,7 @@ class ActivitiHook(BpmHook):
             if refusal is None:
                 raise
             raise refusal from exc
-        instance = process_from_runtime(self._json(request, reply))
+        instance = self._process(request, reply, self._json(request, reply))
         self.log.info("Started %s %r: process instance %s", by, target, instance.id)
         return instance
 
@@ -312,8 +405,14 @@ class ActivitiHook(BpmHook):
             reply = yield Request("GET", path)
         except BpmNotFound:
             raw = yield from self._history_flow(instance_id)
-            return process_from_history(raw)
-        return process_from_runtime(self._json(Request("GET", path), reply))
+            return self._process(
+                Request("GET", f"/history/historic-process-instances/{_q(instance_id)}"),
+                None,
+                raw,
+                history=True,
+            )
+        request = Request("GET", path)
+        return self._process(request, reply, self._json(request, reply))
 
     def _history_flow(self, instance_id: str) -> Flow[dict[str, Any]]:
         request = Request("GET", f"/history/historic-process-instances/{_q(instance_id)}")
@@ -327,7 +426,7 @@ class ActivitiHook(BpmHook):
                 status=404,
                 server_message=exc.server_message,
             ) from exc
-        return self._json(request, reply)
+        return self._need_object(request, reply, self._json(request, reply), "the historic process instance")
 
     def _definition_params(self, process: str) -> dict[str, str]:
         by, target = self._start_target(process, None)
@@ -343,15 +442,19 @@ class ActivitiHook(BpmHook):
     def find_process_by_business_key(self, process: str, business_key: str) -> ProcessInstance | None:
         """The newest instance of ``process`` with ``business_key``: running ones first, then ended."""
         params = {**self._definition_params(process), "businessKey": str(business_key)}
-        running = list(self._iter_rows("/runtime/process-instances", params))
+        running = [
+            self._process(Request("GET", "/runtime/process-instances"), None, row)
+            for row in self._iter_rows("/runtime/process-instances", params)
+        ]
         if running:
-            return process_from_runtime(max(running, key=_newest_first))
-        body = self._get_json(
+            return max(running, key=lambda p: _newest_first(p.raw))
+        request = Request(
+            "GET",
             "/history/historic-process-instances",
-            {**params, "finished": True, "sort": "startTime", "order": "desc", "start": 0, "size": 1},
+            params={**params, "finished": True, "sort": "startTime", "order": "desc", "start": 0, "size": 1},
         )
-        rows = body.get("data") if isinstance(body, dict) else None
-        return process_from_history(rows[0]) if rows else None
+        rows, _ = self._run(self._page_flow(request))
+        return self._process(request, None, rows[0], history=True) if rows else None
 
     def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
         """Instances from the history (running and ended alike), page after page.
@@ -386,8 +489,11 @@ class ActivitiHook(BpmHook):
     def _matching(
         self, rows: Iterator[dict[str, Any]], states: set[ProcessState] | None, suspended: set[str]
     ) -> Iterator[ProcessInstance]:
+        where = Request("GET", "/history/historic-process-instances")
         for row in rows:
-            instance = process_from_history(row, suspended=str(row.get("id")) in suspended)
+            instance = self._process(
+                where, None, row, history=True, suspended=str(row.get("id")) in suspended
+            )
             if states is None or instance.state in states:
                 yield instance
 
@@ -460,7 +566,9 @@ class ActivitiHook(BpmHook):
         except BpmNotFound:
             # Gone from the runtime: already ended (or deleted by an earlier attempt of this call).
             raw = self._run(self._history_flow(instance_id))
-            instance = process_from_history(raw)
+            instance = self._process(
+                Request("GET", "/history/historic-process-instances"), None, raw, history=True
+            )
             if instance.state is ProcessState.CANCELLED:
                 self.log.info("Process instance %s was already deleted (%s)", instance_id, instance.raw_state)
                 return
@@ -476,7 +584,8 @@ class ActivitiHook(BpmHook):
     ) -> Flow[list[Task]]:
         params = {"processInstanceId": process_instance_id, "name": name}
         rows = yield from self._all_rows_flow("/runtime/tasks", params)
-        return [task_from_raw(row) for row in rows]
+        where = Request("GET", "/runtime/tasks")
+        return [self._task_of(where, None, row) for row in rows]
 
     def claim_task(self, task_id: str, assignee: str | None = None) -> None:
         """Claim for ``assignee`` (default: the connection's login, e.g. ``DOMAIN/user``); 409 if taken."""
@@ -519,7 +628,12 @@ class ActivitiHook(BpmHook):
         """Binary (and serializable) variables, then the attachments of every task of the instance."""
         instance_id = str(instance_id)
         variables, ended = self._instance_variables(instance_id)
+        where = Request("GET", f"/runtime/process-instances/{_q(instance_id)}/variables")
         for variable in variables:
+            if not isinstance(variable.get("name"), str):
+                raise self._wrong(
+                    where, None, f"a variable has no text 'name' (got {kind(variable.get('name'))})"
+                )
             if variable.get("type") in BINARY_TYPES:
                 name = str(variable["name"])
                 yield ProcessFile(
@@ -534,7 +648,12 @@ class ActivitiHook(BpmHook):
         # The historic task list holds open and completed tasks; attachments outlive their task.
         for task in self._iter_rows("/history/historic-task-instances", {"processInstanceId": instance_id}):
             task_id = str(task["id"])
-            for attachment in self._get_json(f"/runtime/tasks/{_q(task_id)}/attachments") or []:
+            path = f"/runtime/tasks/{_q(task_id)}/attachments"
+            for attachment in self._get_objects(path, "the attachments"):
+                for key in ("name", "type", "url", "externalUrl"):
+                    self._optional(Request("GET", path), None, attachment, key, str, "an attachment")
+                if not is_id(attachment.get("id")) and not attachment.get("url"):
+                    raise self._wrong(Request("GET", path), None, "an attachment has neither 'id' nor 'url'")
                 yield _attachment_file(instance_id, task, task_id, attachment)
 
     def _instance_variables(self, instance_id: str) -> tuple[list[dict[str, Any]], bool]:
@@ -545,7 +664,13 @@ class ActivitiHook(BpmHook):
             self._run(self._history_flow(instance_id))  # raises BpmNotFound for an unknown instance
         rows = self._iter_rows("/history/historic-variable-instances", {"processInstanceId": instance_id})
         # Task-local variables also appear there; a process's files are its own variables.
-        return [row["variable"] for row in rows if not row.get("taskId") and row.get("variable")], True
+        where = Request("GET", "/history/historic-variable-instances")
+        found = [
+            self._need_object(where, None, row["variable"], "a historic variable's 'variable'")
+            for row in rows
+            if not row.get("taskId") and row.get("variable")
+        ]
+        return found, True
 
     @contextmanager
     def open_file(self, file: ProcessFile) -> Iterator[Reply]:
@@ -596,7 +721,7 @@ class ActivitiHook(BpmHook):
         return self._iter_rows("/repository/deployments", params)
 
     def get_deployment(self, deployment_id: str) -> dict[str, Any]:
-        return self._get_json(f"/repository/deployments/{_q(deployment_id)}")
+        return self._get_object(f"/repository/deployments/{_q(deployment_id)}", "the deployment")
 
     def deploy(
         self,
@@ -646,7 +771,7 @@ class ActivitiHook(BpmHook):
                 status=exc.status,
                 server_message=exc.server_message,
             ) from exc
-        deployment = self._json(request, reply)
+        deployment = self._need_object(request, reply, self._json(request, reply), "the deployment")
         self.log.info("Deployed %s as deployment %s", file_name, deployment.get("id"))
         return deployment
 
@@ -655,7 +780,9 @@ class ActivitiHook(BpmHook):
         return self._iter_rows("/repository/process-definitions", params)
 
     def get_process_definition(self, definition_id: str) -> dict[str, Any]:
-        return self._get_json(f"/repository/process-definitions/{_q(definition_id)}")
+        return self._get_object(
+            f"/repository/process-definitions/{_q(definition_id)}", "the process definition"
+        )
 
     # ---- process instances ------------------------------------------------------------------
 
@@ -666,8 +793,9 @@ class ActivitiHook(BpmHook):
         return self._process_action(instance_id, "activate")
 
     def _process_action(self, instance_id: str, action: str) -> ProcessInstance:
-        raw = self._send_json("PUT", f"/runtime/process-instances/{_q(instance_id)}", {"action": action})
-        return process_from_runtime(raw)
+        path = f"/runtime/process-instances/{_q(instance_id)}"
+        raw = self._send_json("PUT", path, {"action": action})
+        return self._process(Request("PUT", path), None, raw)
 
     def query_process_instances(self, query: Mapping[str, Any]) -> Iterator[ProcessInstance]:
         """Running instances matching ``query``, the JSON body of ``POST query/process-instances``.
@@ -678,22 +806,29 @@ class ActivitiHook(BpmHook):
         self._check_raw_query(query)
         if query.get("processDefinitionKey") and "tenantId" not in query and self.tenant_id:
             query = {**query, "tenantId": self.tenant_id}
-        return (process_from_runtime(row) for row in self._iter_rows("/query/process-instances", query=query))
+        where = Request("POST", "/query/process-instances")
+        return (
+            self._process(where, None, row)
+            for row in self._iter_rows("/query/process-instances", query=query)
+        )
 
     # ---- variables --------------------------------------------------------------------------
 
     def list_variables(self, instance_id: str) -> list[dict[str, Any]]:
         """The running instance's variables as the API gives them (``{name, type, value, valueUrl?}``)."""
-        body = self._get_json(f"/runtime/process-instances/{_q(instance_id)}/variables")
-        return list(body or [])
+        return self._get_objects(f"/runtime/process-instances/{_q(instance_id)}/variables", "the variables")
 
     def get_variables(self, instance_id: str) -> dict[str, Any]:
         """``{name: Python value}``; binary variables map to None (see :meth:`open_variable_data`)."""
-        return {str(v["name"]): python_value(v) for v in self.list_variables(instance_id)}
+        where = Request("GET", f"/runtime/process-instances/{_q(instance_id)}/variables")
+        return {
+            str(v.get("name")): self._variable_value(where, None, v) for v in self.list_variables(instance_id)
+        }
 
     def get_variable(self, instance_id: str, name: str) -> Any:
-        raw = self._get_json(f"/runtime/process-instances/{_q(instance_id)}/variables/{_q(name)}")
-        return python_value(raw)
+        request = Request("GET", f"/runtime/process-instances/{_q(instance_id)}/variables/{_q(name)}")
+        reply = self.request(request)
+        return self._variable_value(request, reply, self._json(request, reply))
 
     def set_variables(self, instance_id: str, variables: Mapping[str, Any]) -> None:
         """Create or overwrite variables; ``bytes`` values are uploaded as binary variables."""
@@ -726,7 +861,9 @@ class ActivitiHook(BpmHook):
     # ---- tasks ------------------------------------------------------------------------------
 
     def get_task(self, task_id: str) -> Task:
-        return task_from_raw(self._get_json(f"/runtime/tasks/{_q(task_id)}"))
+        request = Request("GET", f"/runtime/tasks/{_q(task_id)}")
+        reply = self.request(request)
+        return self._task_of(request, reply, self._json(request, reply))
 
     def _check_raw_query(self, query: Mapping[str, Any]) -> None:
         """A raw query body must leave paging to the hook, and never ask for process variables."""
@@ -741,7 +878,8 @@ class ActivitiHook(BpmHook):
     def query_tasks(self, query: Mapping[str, Any]) -> Iterator[Task]:
         """Tasks matching ``query``, the JSON body of ``POST query/tasks`` (e.g. ``{"assignee": ...}``)."""
         self._check_raw_query(query)
-        return (task_from_raw(row) for row in self._iter_rows("/query/tasks", query=query))
+        where = Request("POST", "/query/tasks")
+        return (self._task_of(where, None, row) for row in self._iter_rows("/query/tasks", query=query))
 
     def update_task(self, task_id: str, **fields: Any) -> Task:
         """Change task attributes (``assignee``, ``dueDate``, ``priority``, ...); None clears one."""
@@ -749,7 +887,8 @@ class ActivitiHook(BpmHook):
         if unknown:
             raise self._options_error("task field(s)", list(unknown), list(TASK_FIELDS))
         body = {k: format_date(v) if isinstance(v, datetime | date) else v for k, v in fields.items()}
-        return task_from_raw(self._send_json("PUT", f"/runtime/tasks/{_q(task_id)}", body))
+        path = f"/runtime/tasks/{_q(task_id)}"
+        return self._task_of(Request("PUT", path), None, self._send_json("PUT", path, body))
 
     def delegate_task(self, task_id: str, assignee: str) -> None:
         self._send_json("POST", f"/runtime/tasks/{_q(task_id)}", {"action": "delegate", "assignee": assignee})
@@ -777,7 +916,7 @@ class ActivitiHook(BpmHook):
         self.request(Request("DELETE", f"/runtime/tasks/{_q(task_id)}", params=params))
 
     def list_attachments(self, task_id: str) -> list[dict[str, Any]]:
-        return list(self._get_json(f"/runtime/tasks/{_q(task_id)}/attachments") or [])
+        return self._get_objects(f"/runtime/tasks/{_q(task_id)}/attachments", "the attachments")
 
     def add_attachment(
         self,
@@ -812,7 +951,8 @@ class ActivitiHook(BpmHook):
             data=[(k, v) for k, v in fields if v is not None],
             files={"file": (name, content, content_type or "application/octet-stream")},
         )
-        return self._json(request, self.request(request))
+        reply = self.request(request)
+        return self._need_object(request, reply, self._json(request, reply), "the attachment")
 
     def add_comment(
         self, task_id: str, message: str, *, save_process_instance_id: bool = False
@@ -821,10 +961,10 @@ class ActivitiHook(BpmHook):
         return self._send_json("POST", f"/runtime/tasks/{_q(task_id)}/comments", body)
 
     def list_comments(self, task_id: str) -> list[dict[str, Any]]:
-        return list(self._get_json(f"/runtime/tasks/{_q(task_id)}/comments") or [])
+        return self._get_objects(f"/runtime/tasks/{_q(task_id)}/comments", "the comments")
 
     def get_comment(self, task_id: str, comment_id: str) -> dict[str, Any]:
-        return self._get_json(f"/runtime/tasks/{_q(task_id)}/comments/{_q(comment_id)}")
+        return self._get_object(f"/runtime/tasks/{_q(task_id)}/comments/{_q(comment_id)}", "the comment")
 
     def delete_comment(self, task_id: str, comment_id: str) -> None:
         self.request(Request("DELETE", f"/runtime/tasks/{_q(task_id)}/comments/{_q(comment_id)}"))

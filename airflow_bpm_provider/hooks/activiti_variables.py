@@ -142,7 +142,7 @@ def typed_variable(name: str, value: Any, *, conn_id: str | None = None) -> dict
         # answers 400, which surfaces as a BpmValidationError with the server's message.
         try:
             json.dumps(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise _unsupported(name, value, conn_id, f"not JSON-serialisable ({exc})") from None
         return {"name": name, "type": "json", "value": list(value) if isinstance(value, tuple) else value}
     raise _unsupported(name, value, conn_id)

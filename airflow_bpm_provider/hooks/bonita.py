@@ -35,9 +35,11 @@ from airflow_bpm_provider.exceptions import (
     scrub,
 )
 from airflow_bpm_provider.hooks import bonita_values as bv
+from airflow_bpm_provider.hooks.answers import AnswerChecks, is_id, kind, parse_json
 from airflow_bpm_provider.hooks.base import BpmHook
 from airflow_bpm_provider.hooks.bonita_data import BonitaDataMixin, BonitaVariable
 from airflow_bpm_provider.hooks.http import Flow, Reply, Request
+from airflow_bpm_provider.hooks.paging import PageGuard
 from airflow_bpm_provider.models import ProcessFile, ProcessInstance, ProcessState, Task
 
 if TYPE_CHECKING:
@@ -45,7 +47,11 @@ if TYPE_CHECKING:
 
 SESSION_COOKIE = "JSESSIONID"
 TOKEN_NAME = "X-Bonita-API-Token"  # cookie set by /loginservice, header on every call (openapi.yaml security)
-DEFAULT_PAGE_SIZE = 100
+# The largest page by default. Bonita documents no maximum for a search's ``c``
+# (components/parameters/pageCount.yaml: "maximum number of elements to retrieve", an integer with
+# no bound) and its REST API applies none, so 1000 is chosen: the same bound as Questetra's API,
+# 50,000 cases in 50 requests, and a page of cases stays around a megabyte of JSON.
+DEFAULT_PAGE_SIZE = 1000
 DEFAULT_BUSINESS_KEY_SCAN = 500
 # Bonita's ids are Java longs. The spec's looser path pattern (``^[A-Za-z0-9\_\-\.]{0,250}$``)
 # lets "." and ".." through, which URL normalisation turns into another resource
@@ -64,14 +70,15 @@ FIND_FILTERS = frozenset({"definition", "states", "business_key", "started_by", 
 DOCUMENT_VERSIONS = ("latest", "all")
 
 
-class BonitaHook(BonitaDataMixin, BpmHook):
+class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
     """Bonita (Community and Subscription editions), connection type ``bonita``.
 
     Connection: host = the Bonita URL with its context root (``https://host:8080/bonita``), login
     and password of a Bonita user (or ``auth_type: bearer`` and the access token as password).
     Extras: ``tenant`` (sent at login), ``business_key_variable``, ``timezone`` (IANA name of the
     server's clock, for Bonita's zone-less timestamps; default UTC), ``page_size`` and
-    ``document_versions`` (``latest`` or ``all``: what :meth:`list_files` returns).
+    ``document_versions`` (``latest`` or ``all``: what :meth:`list_files` returns); ``page_size``
+    defaults to 1000 (Bonita documents no maximum for ``c``).
     """
 
     conn_type = "bonita"
@@ -247,15 +254,15 @@ class BonitaHook(BonitaDataMixin, BpmHook):
     def _server_message(self, reply: Reply) -> str:
         """Error.yaml's ``message`` (or the 429 body's reason); the raw text when not JSON."""
         try:
-            body = reply.json()
-        except ValueError:
+            body = parse_json(reply.body)
+        except ValueError:  # not JSON, or nested too deeply to read
             return reply.text
         return bv.error_message(body) or reply.text
 
     def _error_details(self, reply: Reply) -> list[str]:
         """Every ``explanations`` entry: a contract violation lists each broken rule there."""
         try:
-            return bv.contract_explanations(reply.json())
+            return bv.contract_explanations(parse_json(reply.body))
         except ValueError:
             return []
 
@@ -296,16 +303,23 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         order: str | None = None,
         search: str | None = None,
         deploy: Sequence[str] = (),
+        guard: PageGuard | None = None,
     ) -> Flow[tuple[list[dict[str, Any]], int | None]]:
-        """One page of a search and the total the server announces in ``Content-Range``."""
+        """One page of a search and the total the server announces in ``Content-Range``; a listing
+        of several pages passes its ``guard``."""
         request = Request(
             "GET", f"/API/{resource}", params=self._search_params(page, count, filters, order, search, deploy)
         )
         reply = yield request
         body = self._json(request, reply)
         if not isinstance(body, list):
-            raise self._unexpected(request, reply, "a search must answer a JSON array")
-        return body, bv.total_from_content_range(reply.headers.get("content-range"))
+            raise self._unexpected(request, reply, f"a search must answer a JSON array, got {kind(body)}")
+        items = self._need_objects(request, reply, body, "the search result")
+        if guard is not None:
+            problem = guard.problem(_identity(item) for item in items)
+            if problem:
+                raise self._unexpected(request, reply, problem)
+        return items, bv.total_from_content_range(reply.headers.get("content-range"))
 
     @staticmethod
     def _last_page(batch: list[Any], total: int | None, count: int, seen: int) -> bool:
@@ -327,10 +341,10 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         """Every page of a search, as one list (for flows that also run in the triggerer)."""
         count = page_size or self.page_size
         items: list[dict[str, Any]] = []
-        page = 0
+        page, guard = 0, PageGuard()
         while True:
             batch, total = yield from self._page_flow(
-                resource, page, count, filters=filters, order=order, deploy=deploy
+                resource, page, count, filters=filters, order=order, deploy=deploy, guard=guard
             )
             items.extend(batch)
             if self._last_page(batch, total, count, len(items)):
@@ -357,11 +371,18 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         resource = _resource(resource)
 
         def pages() -> Iterator[dict[str, Any]]:
-            page, seen = 0, 0
+            page, seen, guard = 0, 0, PageGuard()
             while True:
                 batch, total = self._run(
                     self._page_flow(
-                        resource, page, count, filters=filters, order=order, search=search, deploy=deploy
+                        resource,
+                        page,
+                        count,
+                        filters=filters,
+                        order=order,
+                        search=search,
+                        deploy=deploy,
+                        guard=guard,
                     )
                 )
                 for item in batch:
@@ -426,8 +447,17 @@ class BonitaHook(BonitaDataMixin, BpmHook):
             ) from None
         body = self._json(request, reply)
         if not isinstance(body, Mapping):
-            raise self._unexpected(request, reply, "a process definition must be a JSON object")
-        return dict(body)
+            raise self._unexpected(
+                request, reply, f"a process definition must be a JSON object, got {kind(body)}"
+            )
+        return self._definition(request, reply, dict(body))
+
+    def _definition(self, request: Request, reply: Reply | None, body: dict[str, Any]) -> dict[str, Any]:
+        """A process definition (ProcessDefinition.yaml) with a usable id and text name and version."""
+        self._need_id(request, reply, body.get("id"), "the process definition's 'id'")
+        for key in ("name", "version", "activationState"):
+            self._optional(request, reply, body, key, str, "the process definition")
+        return body
 
     def _definition_by_name(self, name: str, version: str | None) -> dict[str, Any]:
         filters = (
@@ -439,7 +469,7 @@ class BonitaHook(BonitaDataMixin, BpmHook):
             self._page_flow("bpm/process", 0, 1, filters=filters, order="deploymentDate DESC")
         )
         if batch:
-            return dict(batch[0])
+            return self._definition(Request("GET", "/API/bpm/process"), None, dict(batch[0]))
         raise self._unknown_process(name, version)
 
     def _unknown_process(self, name: str, version: str | None) -> BpmNotFound:
@@ -479,7 +509,8 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         """GET /API/bpm/process/{id}/contract (API@bpm@process@{id}@contract.yaml): inputs, constraints."""
         definition_id = self._check_id(self.get_process_definition(process).get("id"), "process id")
         request = Request("GET", f"/API/bpm/process/{definition_id}/contract")
-        return self._json(request, self.request(request))
+        reply = self.request(request)
+        return self._need_object(request, reply, self._json(request, reply), "the contract")
 
     # ---- starting -----------------------------------------------------------------------------
 
@@ -531,8 +562,8 @@ class BonitaHook(BonitaDataMixin, BpmHook):
             reply = self.request(request)
             body = self._json(request, reply)
             case_id = body.get("caseId") if isinstance(body, Mapping) else None
-            if case_id in (None, ""):
-                raise self._unexpected(request, reply, "no caseId in the answer")
+            if not is_id(case_id):
+                raise self._unexpected(request, reply, f"no caseId in the answer (got {kind(case_id)})")
             case_id = str(case_id)
             instance = ProcessInstance(
                 id=case_id,
@@ -553,9 +584,9 @@ class BonitaHook(BonitaDataMixin, BpmHook):
             request = Request("POST", "/API/bpm/case", json=payload)
             reply = self.request(request)
             body = self._json(request, reply)
-            if not isinstance(body, Mapping) or body.get("id") in (None, ""):
+            if not isinstance(body, Mapping) or not is_id(body.get("id")):
                 raise self._unexpected(request, reply, "no case id in the answer")
-            instance = self._instance(body, archived=False, business_key=business_key)
+            instance = self._instance(body, archived=False, business_key=business_key, where=request)
         self.log.info("Started Bonita case %s of %s", instance.id, definition.get("name"))
         return instance
 
@@ -572,11 +603,27 @@ class BonitaHook(BonitaDataMixin, BpmHook):
     # ---- cases ----------------------------------------------------------------------------------
 
     def _instance(
-        self, case: Mapping[str, Any], *, archived: bool, business_key: str | None = None
+        self,
+        case: Mapping[str, Any],
+        *,
+        archived: bool,
+        business_key: str | None = None,
+        where: Request | None = None,
     ) -> ProcessInstance:
-        """A ProcessInstance from a case (ProcessInstance.yaml) or archived case (its sourceObjectId)."""
-        case_id = str(case.get("sourceObjectId") if archived else case.get("id"))
+        """A ProcessInstance from a case (ProcessInstance.yaml) or archived case (its sourceObjectId).
+
+        ``where`` is the request that answered it, for the error when the case has the wrong shape.
+        """
+        where = where or Request("GET", "/API/bpm/archivedCase" if archived else "/API/bpm/case")
+        id_key = "sourceObjectId" if archived else "id"
+        case_id = self._need_id(where, None, case.get(id_key), f"a case's '{id_key}'")
+        for key in ("state", "start", "end_date"):
+            self._optional(where, None, case, key, str, f"case {case_id}")
         definition = case.get("processDefinitionId")
+        if definition is not None and not isinstance(definition, Mapping) and not is_id(definition):
+            raise self._wrong(where, None, f"'processDefinitionId' of case {case_id} is {kind(definition)}")
+        if isinstance(definition, Mapping):
+            self._optional(where, None, definition, "name", str, f"the process of case {case_id}")
         if isinstance(definition, Mapping):  # expanded by d=processDefinitionId
             definition_id = str(definition.get("id")) if definition.get("id") not in (None, "") else None
             definition_name = definition.get("name")
@@ -586,6 +633,12 @@ class BonitaHook(BonitaDataMixin, BpmHook):
             definition_id = str(definition) if definition not in (None, "") else None
             definition_name = self._definition_names.get(definition_id or "")
         raw_state = case.get("state")
+        if bv.CASE_STATES.get((raw_state or "").strip().lower()) is None:
+            raise self._wrong(
+                where,
+                None,
+                f"case {case_id} has the unknown state {raw_state!r}; known: {', '.join(bv.CASE_STATES)}",
+            )
         return ProcessInstance(
             id=case_id,
             state=bv.process_state(raw_state, case_id=case_id),
@@ -610,14 +663,15 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         else:
             body = self._json(live, reply)
             if not isinstance(body, Mapping):
-                raise self._unexpected(live, reply, "a case must be a JSON object")
-            return self._instance(body, archived=False)
+                raise self._unexpected(live, reply, f"a case must be a JSON object, got {kind(body)}")
+            return self._instance(body, archived=False, where=live)
         params = self._search_params(0, 1, [("sourceObjectId", case_id)], None, None, ["processDefinitionId"])
         archived = Request("GET", "/API/bpm/archivedCase", params=params)
         reply = yield archived
         body = self._json(archived, reply)
         if not isinstance(body, list):
-            raise self._unexpected(archived, reply, "a search must answer a JSON array")
+            raise self._unexpected(archived, reply, f"a search must answer a JSON array, got {kind(body)}")
+        body = self._need_objects(archived, reply, body, "the archived cases")
         if not body:
             raise BpmNotFound(
                 f"no case {case_id}: neither a live case nor an archived one",
@@ -627,7 +681,7 @@ class BonitaHook(BonitaDataMixin, BpmHook):
                 path=live.path,
                 status=404,
             )
-        return self._instance(body[0], archived=True)
+        return self._instance(body[0], archived=True, where=archived)
 
     def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
         """Cases and archived cases matching ``filters``, page after page (live ones first).
@@ -791,11 +845,18 @@ class BonitaHook(BonitaDataMixin, BpmHook):
 
     # ---- tasks ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _task(raw: Mapping[str, Any]) -> Task:
+    def _task(self, raw: Any, where: Request | None = None, reply: Reply | None = None) -> Task:
         """A Task from a HumanTask (HumanTask.yaml); ``assigned_id`` is "" or "0" when unassigned."""
+        where = where or Request("GET", "/API/bpm/humanTask")
+        raw = self._need_object(where, reply, raw, "a task")
+        self._need_id(where, reply, raw.get("id"), "a task's 'id'")
+        for key in ("name", "state"):
+            self._optional(where, reply, raw, key, str, "a task")
         assignee = raw.get("assigned_id")
         case = raw.get("caseId") or raw.get("parentCaseId") or raw.get("rootCaseId")
+        for value, what in ((assignee, "'assigned_id'"), (case, "'caseId'")):
+            if value not in (None, "") and not is_id(value):
+                raise self._wrong(where, reply, f"a task's {what} must be an id, got {kind(value)}")
         return Task(
             id=str(raw.get("id")),
             name=raw.get("name"),
@@ -821,7 +882,8 @@ class BonitaHook(BonitaDataMixin, BpmHook):
     def get_task(self, task_id: str) -> Task:
         """GET /API/bpm/humanTask/{id} (API@bpm@humanTask@{id}.yaml)."""
         request = Request("GET", f"/API/bpm/humanTask/{self._check_id(task_id, 'task id')}")
-        return self._task(self._json(request, self.request(request)))
+        reply = self.request(request)
+        return self._task(self._json(request, reply), request, reply)
 
     def claim_task(self, task_id: str, assignee: str | None = None) -> None:
         """PUT /API/bpm/humanTask/{id} ``{"assigned_id": ...}`` (HumanTaskUpdateRequest.yaml).
@@ -862,7 +924,8 @@ class BonitaHook(BonitaDataMixin, BpmHook):
     def get_task_contract(self, task_id: str) -> dict[str, Any]:
         """GET /API/bpm/userTask/{id}/contract (API@bpm@userTask@{id}@contract.yaml)."""
         request = Request("GET", f"/API/bpm/userTask/{self._check_id(task_id, 'task id')}/contract")
-        return self._json(request, self.request(request))
+        reply = self.request(request)
+        return self._need_object(request, reply, self._json(request, reply), "the contract")
 
     # ---- files of a case --------------------------------------------------------------------------
 
@@ -898,7 +961,12 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         return iter(files)
 
     def _process_file(self, case_id: str, document: Mapping[str, Any]) -> ProcessFile:
-        url = document.get("url") or None
+        where = Request("GET", "/API/bpm/caseDocument")
+        if not is_id(document.get("sourceObjectId") or document.get("id")):
+            raise self._wrong(where, None, "a document has no usable 'id'")
+        for key in ("url", "fileName", "name", "contentMimetype", "contentStorageId"):
+            self._optional(where, None, document, key, (str, int), "a document")
+        url = str(document.get("url") or "") or None
         internal = bv.is_true(document.get("isInternal", True))
         name = document.get("fileName") or (urlsplit(url).path.rsplit("/", 1)[-1] if url else None)
         return ProcessFile(
@@ -981,6 +1049,11 @@ def _resource(resource: str) -> str:
     """``"bpm/case"`` from ``"bpm/case"``, ``"/API/bpm/case"`` or ``"API/bpm/case/"``."""
     text = resource.strip("/")
     return text[4:] if text.startswith("API/") else text
+
+
+def _identity(item: Mapping[str, Any]) -> str:
+    """What tells one search item from another for the page guard: its id, else (variables) its name."""
+    return f"{item.get('id')}|{item.get('sourceObjectId')}|{item.get('case_id')}|{item.get('name')}"
 
 
 def _int(value: Any) -> int:

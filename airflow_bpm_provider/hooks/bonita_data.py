@@ -53,7 +53,15 @@ class BonitaDataMixin:
         body = self._json(request, reply)
         if not isinstance(body, Mapping):
             raise self._unexpected(request, reply, "a variable must be a JSON object")
-        return BonitaVariable.from_raw(body)
+        return self._checked_variable(request, reply, body)
+
+    def _checked_variable(self, request: Request, reply: Any, raw: Mapping[str, Any]) -> BonitaVariable:
+        """A variable (CaseVariable.yaml, ActivityVariable.yaml): text name, text Java type."""
+        if not isinstance(raw.get("name"), str):
+            raise self._wrong(request, reply, "a variable has no text 'name'")
+        for key in ("type", "className"):
+            self._optional(request, reply, raw, key, str, f"variable {raw['name']!r}")
+        return BonitaVariable.from_raw(raw)
 
     def _name(self, name: str) -> str:
         text = str(name)
@@ -85,7 +93,11 @@ class BonitaDataMixin:
     def search_case_variables(self, case_id: str) -> Iterator[BonitaVariable]:
         """GET /API/bpm/caseVariable?f=case_id=.. (API@bpm@caseVariable.yaml), page after page."""
         filters = [("case_id", self._check_id(case_id, "case id"))]
-        return (BonitaVariable.from_raw(item) for item in self.search("bpm/caseVariable", filters=filters))
+        where = Request("GET", "/API/bpm/caseVariable")
+        return (
+            self._checked_variable(where, None, item)
+            for item in self.search("bpm/caseVariable", filters=filters)
+        )
 
     def update_case_variable(
         self, case_id: str, name: str, value: Any, *, java_type: str | None = None
@@ -122,8 +134,10 @@ class BonitaDataMixin:
     def search_archived_case_variables(self, case_id: str) -> Iterator[BonitaVariable]:
         """GET /API/bpm/archivedCaseVariable?f=case_id=.. (API@bpm@archivedCaseVariable.yaml)."""
         filters = [("case_id", self._check_id(case_id, "case id"))]
+        where = Request("GET", "/API/bpm/archivedCaseVariable")
         return (
-            BonitaVariable.from_raw(item) for item in self.search("bpm/archivedCaseVariable", filters=filters)
+            self._checked_variable(where, None, item)
+            for item in self.search("bpm/archivedCaseVariable", filters=filters)
         )
 
     # ---- documents (seed 001) -------------------------------------------------------------------
@@ -150,7 +164,8 @@ class BonitaDataMixin:
     def get_document(self, document_id: str) -> dict[str, Any]:
         """GET /API/bpm/caseDocument/{id} (API@bpm@caseDocument@{id}.yaml)."""
         request = Request("GET", f"/API/bpm/caseDocument/{self._check_id(document_id, 'document id')}")
-        return self._json(request, self.request(request))
+        reply = self.request(request)
+        return self._need_object(request, reply, self._json(request, reply), "the document")
 
     def search_archived_documents(
         self,
@@ -210,8 +225,9 @@ class BonitaDataMixin:
         request = Request("POST", "/API/formFileUpload", files={"file": (name, content, content_type)})
         reply = self.request(request)
         body = self._json(request, reply)
-        if not isinstance(body, Mapping) or not body.get("tempPath"):
+        if not isinstance(body, Mapping) or not body.get("tempPath") or not isinstance(body["tempPath"], str):
             raise self._unexpected(request, reply, "no tempPath in the upload answer")
+        self._optional(request, reply, body, "filename", str, "the upload answer")
         return dict(body)
 
     def _read_source(self, source: Any, file_name: str | None, conn_id: str | None) -> tuple[str, bytes]:
@@ -258,7 +274,8 @@ class BonitaDataMixin:
         if description is not None:
             payload["description"] = description
         request = Request("POST", "/API/bpm/caseDocument", json=payload)
-        return self._json(request, self.request(request))
+        reply = self.request(request)
+        return self._need_object(request, reply, self._json(request, reply), "the new document")
 
     def update_document(
         self,
@@ -278,7 +295,9 @@ class BonitaDataMixin:
             "PUT", f"/API/bpm/caseDocument/{self._check_id(document_id, 'document id')}", json=payload
         )
         reply = self.request(request)
-        return self._json(request, reply) if reply.body.strip() else {}
+        if not reply.body.strip():
+            return {}
+        return self._need_object(request, reply, self._json(request, reply), "the document")
 
     def _document_content(
         self, source: Any, url: str | None, file_name: str | None, conn_id: str | None

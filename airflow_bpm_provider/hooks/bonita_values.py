@@ -58,7 +58,7 @@ _TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
 
 def process_state(raw: str | None, *, case_id: str) -> ProcessState:
     """The neutral state of a Bonita case state; an unknown state is an error, never a guess."""
-    state = CASE_STATES.get((raw or "").strip().lower())
+    state = CASE_STATES.get(raw.strip().lower()) if isinstance(raw, str) else None
     if state is None:
         from airflow_bpm_provider.exceptions import BpmServerError
 
@@ -213,7 +213,7 @@ def from_java(java_type: str | None, value: Any) -> Any:
     """A variable's value as Python: numbers, booleans and dates decoded, anything else as sent."""
     if value is None or not isinstance(value, str):
         return value
-    kind = (java_type or "").strip()
+    kind = java_type.strip() if isinstance(java_type, str) else ""
     try:
         if kind in (INTEGER, LONG, "java.lang.Short", "java.lang.Byte"):
             return int(value)
@@ -225,7 +225,10 @@ def from_java(java_type: str | None, value: Any) -> Any:
         return value.lower() == "true"
     if kind == DATE:
         if value.strip().lstrip("-").isdigit():
-            return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+            try:
+                return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+            except (ValueError, OverflowError, OSError):  # beyond the years a datetime can hold
+                return value
         return parse_java_date(value) or value
     return value
 

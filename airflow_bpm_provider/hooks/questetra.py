@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from functools import cached_property
 from typing import IO, Any
 
@@ -25,8 +25,10 @@ from airflow_bpm_provider.exceptions import (
     BpmTransferError,
     BpmValidationError,
 )
+from airflow_bpm_provider.hooks.answers import AnswerChecks, is_id, kind, parse_json
 from airflow_bpm_provider.hooks.base import BpmHook
 from airflow_bpm_provider.hooks.http import Flow, Reply, Request
+from airflow_bpm_provider.hooks.paging import PageGuard
 from airflow_bpm_provider.hooks.questetra_criteria import (
     PROCESS_ROOT,
     WORKITEM_ROOT,
@@ -63,8 +65,8 @@ REALLOCATE = "/API/PIM/Workitem/reallocate"
 PROCESS_STOP = "/API/OR/ProcessInstance/stop"
 PROCESS_DELETE = "/API/OR/ProcessInstance/delete"
 
-MAX_LIMIT = 1000  # the API's maximum page size
-DEFAULT_PAGE_SIZE = 100
+MAX_LIMIT = 1000  # the API's maximum page size (seed 003: "limit", default 1, max 1000)
+DEFAULT_PAGE_SIZE = MAX_LIMIT  # the largest page the API allows: 50,000 processes in 50 requests
 CHUNK_SIZE = 64 * 1024
 
 STATES = {
@@ -82,20 +84,22 @@ FILTER_STATES = {
     ProcessState.CANCELLED: "FAILED",
 }
 OPEN_WORKITEM_STATES = ("OFFERED", "ALLOCATED", "STARTED")
+DATETIME_KEYS = ("processInstanceStartDatetime", "processInstanceEndDatetime")
 FORM_OPTIONS = ("title", "flow", "qgroup_id", "save_only")
 FIND_FILTERS = ("query", "definition", "states", "title", "started_after", "started_before")
 _ASSIGNEE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 _PROCESS = re.compile(r"^\s*(\d+)\s*(?:/\s*(\d+)\s*)?$")
 
 
-class QuestetraHook(BpmHook):
+class QuestetraHook(AnswerChecks, BpmHook):
     """Questetra BPM Suite / DataSpider BPM.
 
     Connection: host = base URL with any context root (``https://example.questetra.net`` or
     ``https://host:port/userweb``); Basic auth with the user's e-mail and API password, or extra
     ``auth_type: bearer`` with an OAuth2 access token in the password field. Extras:
-    ``page_size`` (1-1000, default 100) and ``timezone`` (the API user's IANA time zone: aware
-    datetimes in criteria and forms are converted to it, since the API takes wall-clock text).
+    ``page_size`` (1-1000, default 1000, the API's maximum) and ``timezone`` (the API user's IANA
+    time zone: aware datetimes in criteria and forms are converted to it, since the API takes
+    wall-clock text).
     """
 
     conn_type = "questetra"
@@ -124,15 +128,20 @@ class QuestetraHook(BpmHook):
 
     # ---- paging -------------------------------------------------------------------------------
 
-    def _page(self, request: Request, reply: Reply, key: str) -> tuple[list[dict[str, Any]], int | None]:
-        body = self._json(request, reply)
-        if not isinstance(body, dict):
-            raise self._unexpected(request, reply, f"expected an object with '{key}'")
-        items = body.get(key) or []
-        if not isinstance(items, list):
-            raise self._unexpected(request, reply, f"'{key}' is not a list")
+    def _page(
+        self, request: Request, reply: Reply, key: str, guard: PageGuard
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page ``{count, <key>: [entries]}`` (seed 003), its entries checked and fed to ``guard``."""
+        body = self._need_object(request, reply, self._json(request, reply), "the answer")
         count = body.get("count")
-        return items, count if isinstance(count, int) else None
+        if count is not None:
+            count = self._need_count(request, reply, count, "'count'")
+        # An empty result may leave the list out; null or any other value is not a list of entries.
+        items = self._need_objects(request, reply, body.get(key, []), f"'{key}'", id_key=PAGE_IDS[key][0])
+        problem = guard.problem(_entry_id(item, key) for item in items)
+        if problem:
+            raise self._unexpected(request, reply, problem)
+        return items, count
 
     @staticmethod
     def _has_more(got: int, limit: int, offset: int, count: int | None) -> bool:
@@ -145,11 +154,11 @@ class QuestetraHook(BpmHook):
         self, make: Callable[[int, int], Request], key: str, *, start: int = 0, max_results: int | None = None
     ) -> Iterator[dict[str, Any]]:
         """Every item of a paged list, fetched one page at a time as the caller iterates."""
-        offset, produced = start, 0
+        offset, produced, guard = start, 0, PageGuard()
         while max_results is None or produced < max_results:
             limit = self.page_size if max_results is None else min(self.page_size, max_results - produced)
             request = make(offset, limit)
-            items, count = self._page(request, self.request(request), key)
+            items, count = self._page(request, self.request(request), key, guard)
             for item in items[: None if max_results is None else max_results - produced]:
                 produced += 1
                 yield item
@@ -160,11 +169,11 @@ class QuestetraHook(BpmHook):
     def _pages_flow(self, make: Callable[[int, int], Request], key: str) -> Flow[list[dict[str, Any]]]:
         """The same as a flow (all pages collected), so triggers can run it on the async transport."""
         collected: list[dict[str, Any]] = []
-        offset = 0
+        offset, guard = 0, PageGuard()
         while True:
             request = make(offset, self.page_size)
             reply = yield request
-            items, count = self._page(request, reply, key)
+            items, count = self._page(request, reply, key, guard)
             collected.extend(items)
             offset += len(items)
             if not self._has_more(len(items), self.page_size, offset, count):
@@ -224,10 +233,10 @@ class QuestetraHook(BpmHook):
             raise self._in_context(exc) from None
 
     def _object(self, request: Request, reply: Reply, key: str) -> dict[str, Any]:
-        body = self._json(request, reply)
-        value = body.get(key) if isinstance(body, dict) else None
+        body = self._need_object(request, reply, self._json(request, reply), "the answer")
+        value = body.get(key)
         if not isinstance(value, dict):
-            raise self._unexpected(request, reply, f"no '{key}' object")
+            raise self._unexpected(request, reply, f"no '{key}' object (got {kind(value)})")
         return value
 
     # ---- Workitem API: process start ----------------------------------------------------------
@@ -281,10 +290,8 @@ class QuestetraHook(BpmHook):
         ids = [self._numeric(wid, "workitem id") for wid in workitem_ids]
         request = Request("POST", BATCH_ACCEPT, data={"workitemIds": ids}, idempotent=False)
         reply = self.request(request)
-        body = self._json(request, reply)
-        results = body.get("results") if isinstance(body, dict) else None
-        if not isinstance(results, list):
-            raise self._unexpected(request, reply, "no 'results' list")
+        body = self._need_object(request, reply, self._json(request, reply), "the answer")
+        results = self._need_objects(request, reply, body.get("results"), "'results'")
         if raise_on_failure:
             failures = _accept_failures(ids, results)
             if failures:
@@ -302,10 +309,11 @@ class QuestetraHook(BpmHook):
     def _view_form_flow(self, workitem_id: str) -> Flow[WorkitemForm]:
         request = Request("GET", FORM_VIEW, params={"workitemId": workitem_id})
         reply = yield request
-        try:
-            return parse_form(reply.body)
-        except ValueError as exc:
-            raise self._unexpected(request, reply, str(exc)) from None
+        with self._reading(request, reply, "the task form"):
+            try:
+                return parse_form(reply.body)
+            except ValueError as exc:  # the parser's own words say what is wrong
+                raise self._unexpected(request, reply, str(exc)) from None
 
     def view_form(self, workitem_id: int | str) -> WorkitemForm:
         """The task's input form: items with types, access, choices and values; buttons; roles."""
@@ -358,10 +366,11 @@ class QuestetraHook(BpmHook):
             raise self._restate(exc, f"workitem {wid}") from None
         request = Request("POST", FORM_SAVE, data=params, idempotent=False)
         reply = self.request(request)
-        try:
-            errors = parse_save_result(reply.body)
-        except ValueError as exc:
-            raise self._unexpected(request, reply, str(exc)) from None
+        with self._reading(request, reply, "the save result"):
+            try:
+                errors = parse_save_result(reply.body)
+            except ValueError as exc:
+                raise self._unexpected(request, reply, str(exc)) from None
         if errors:
             raise self._error(
                 BpmValidationError,
@@ -552,22 +561,29 @@ class QuestetraHook(BpmHook):
 
     def _probe(self) -> str:
         request = Request("GET", LIST_STARTABLE, params={"start": 0, "limit": 1})
-        body = self._json(request, self.request(request))
-        count = body.get("count") if isinstance(body, dict) else None
+        reply = self.request(request)
+        body = self._need_object(request, reply, self._json(request, reply), "the answer")
+        count = self._need_count(request, reply, body.get("count"), "'count'")
         return f"Connected to {self.base_url}; {count} startable process(es)"
 
     def _to_process(self, raw: Mapping[str, Any], request: Request) -> ProcessInstance:
         """A ProcessInstanceEntry as a ProcessInstance; ``request`` is the call that answered it."""
         pid = raw.get("processInstanceId")
         raw_state = raw.get("processInstanceState")
-        state = STATES.get(str(raw_state))
-        if pid is None or state is None:
+        state = STATES.get(raw_state) if isinstance(raw_state, str) else None
+        if not is_id(pid) or state is None:
             raise self._error(
                 BpmServerError,
-                f"unexpected process entry: processInstanceId={pid!r}, processInstanceState={raw_state!r}",
+                "unexpected answer: a process entry needs a processInstanceId and a processInstanceState "
+                f"of {', '.join(STATES)}; got processInstanceId={pid!r}, processInstanceState={raw_state!r}",
                 request,
             )
         model = raw.get("processModelInfoId")
+        if model is not None:
+            self._need_id(request, None, model, "'processModelInfoId'")
+        for key in ("processModelInfoName", "processInstanceTitle"):
+            self._optional(request, None, raw, key, str, f"process {pid}")
+        started, ended = (self._api_datetime(request, raw, key, pid) for key in DATETIME_KEYS)
         return ProcessInstance(
             id=str(pid),
             state=state,
@@ -575,11 +591,22 @@ class QuestetraHook(BpmHook):
             definition=str(model) if model is not None else None,
             definition_name=raw.get("processModelInfoName"),
             title=raw.get("processInstanceTitle"),
-            started_at=parse_api_datetime(raw.get("processInstanceStartDatetime")),
-            ended_at=parse_api_datetime(raw.get("processInstanceEndDatetime")),
+            started_at=started,
+            ended_at=ended,
             url=self.ui_url(str(pid)),
             raw=dict(raw),
         )
+
+    def _api_datetime(self, request: Request, raw: Mapping[str, Any], key: str, pid: Any) -> datetime | None:
+        value = raw.get(key)
+        if value in (None, ""):
+            return None
+        parsed = parse_api_datetime(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise self._wrong(
+                request, None, f"'{key}' of process {pid} is not a date and time: {value!r:.80}"
+            )
+        return parsed
 
     def _parse_process(self, process: Any) -> tuple[str, str | None]:
         match = _PROCESS.match(str(process))
@@ -650,7 +677,7 @@ class QuestetraHook(BpmHook):
         fill = bool(variables) or flow is not None or qgroup_id is not None
         workitem = self.start(model_id, node)
         pid, wid = workitem.get("processInstanceId"), workitem.get("id")
-        if pid is None or wid is None:
+        if not is_id(pid) or not is_id(wid):
             raise self._error(
                 BpmServerError,
                 f"the start answer has no processInstanceId or workitem id: {sorted(workitem)}",
@@ -707,7 +734,7 @@ class QuestetraHook(BpmHook):
             return instance
         workitems = list(self.search_tasks({"process_instance_id": self._numeric(instance.id, "process id")}))
         if len(workitems) != 1 or workitems[0].get("state") not in OPEN_WORKITEM_STATES:
-            return instance
+            return instance  # (each workitem's id was checked with its page)
         self.log.info(
             "Process %s was started but its first task never submitted: submitting it now", instance.id
         )
@@ -820,7 +847,12 @@ class QuestetraHook(BpmHook):
         self.stop_process(instance_id)
 
     def _to_task(self, raw: Mapping[str, Any]) -> Task:
+        where = Request("POST", WORKITEM_LIST)
         pid = raw.get("processInstanceId")
+        if pid is not None:
+            self._need_id(where, None, pid, "a workitem's 'processInstanceId'")
+        for key in ("nodeName", "allocatedQuserName", "state"):
+            self._optional(where, None, raw, key, str, "a workitem")
         return Task(
             id=str(raw.get("id")),
             name=raw.get("nodeName"),
@@ -904,14 +936,26 @@ class QuestetraHook(BpmHook):
     def list_files(self, instance_id: str) -> Iterator[ProcessFile]:
         """Every uploaded file of every File-type data item, by item number then file id."""
         raw = self.view_process(instance_id)
-        pid = str(raw.get("processInstanceId", instance_id))
-        data = raw.get("data") or {}
+        where = Request("GET", PROCESS_VIEW)
+        pid = self._need_id(where, None, raw.get("processInstanceId", instance_id), "'processInstanceId'")
+        data = self._need_object(where, None, raw.get("data") or {}, "'data'")
         files: list[tuple[int, int, ProcessFile]] = []
         for key, item in data.items():
-            if not isinstance(item, dict) or item.get("dataType") != "FILE2" or not item.get("value"):
+            item = self._need_object(where, None, item, f"data item {key!r}")
+            if item.get("dataType") != "FILE2" or not item.get("value"):
                 continue
             number = _as_int(item.get("processDataDefinitionNumber", key))
-            for entry in item["value"]:
+            entries = self._need_objects(
+                where, None, item["value"], f"the files of data item {key!r}", id_key="id"
+            )
+            for entry in entries:
+                self._optional(where, None, entry, "length", int, f"a file of data item {key!r}")
+                for text in ("name", "contentType"):
+                    self._optional(where, None, entry, text, str, f"a file of data item {key!r}")
+                if not is_id(entry.get("processDataInstanceId", item.get("id"))):
+                    raise self._wrong(
+                        where, None, f"a file of data item {key!r} has no 'processDataInstanceId'"
+                    )
                 files.append(
                     (
                         number,
@@ -971,8 +1015,8 @@ def describe_error(error: Mapping[str, Any]) -> str:
 
 def _error_entries(reply: Reply) -> list[Mapping[str, Any]]:
     try:
-        body = reply.json()
-    except ValueError:
+        body = parse_json(reply.body)
+    except ValueError:  # also JSON nested too deeply to read
         return []
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list):
@@ -999,6 +1043,19 @@ def _accept_failures(ids: Sequence[str], results: Sequence[Any]) -> list[str]:
             failures.append(f"workitem {wid}: {describe_error(error)}")
     failures.extend(f"workitem {wid}: no result in the answer" for wid in ids if wid not in answered)
     return failures
+
+
+# Per paged list: the key of each entry's id (checked on every entry) and what identifies an entry
+# for the page guard (a start event is an app and a node number).
+PAGE_IDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "processInstances": ("processInstanceId", ("processInstanceId",)),
+    "workitems": ("id", ("id",)),
+    "startableActivities": (None, ("processModelInfoId", "nodeNumber")),
+}
+
+
+def _entry_id(entry: Mapping[str, Any], key: str) -> str:
+    return "/".join(str(entry.get(name)) for name in PAGE_IDS[key][1])
 
 
 def _as_int(value: Any) -> int:

@@ -18,7 +18,7 @@ and for ``workitem-criteria`` also ``process_instance_id``, ``node_number``, ``w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 
@@ -91,7 +91,10 @@ def criteria_text(
     if criteria is None:
         return None
     if isinstance(criteria, bytes):
-        criteria = criteria.decode("utf-8")
+        try:
+            criteria = criteria.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BpmConfigError(f"criteria XML bytes are not UTF-8: {exc}") from None
     if isinstance(criteria, str):
         return check_criteria_xml(criteria, root=root)
     if isinstance(criteria, Mapping):
@@ -205,7 +208,7 @@ def _field_texts(key: str, kind: str, value: Any, *, root: str, tz: tzinfo | Non
 def _append_data(document: Any, entries: Any, tz: tzinfo | None) -> None:
     from lxml import etree
 
-    if isinstance(entries, Mapping | str | bytes):
+    if isinstance(entries, Mapping | str | bytes) or not isinstance(entries, Iterable):
         raise BpmConfigError(
             "criteria key 'data' must be a list of {type, number, condition, value} mappings"
         )

@@ -27,12 +27,13 @@ from airflow_bpm_provider.exceptions import (
     BpmConfigError,
     BpmError,
     BpmNotFound,
-    BpmServerError,
     BpmValidationError,
 )
+from airflow_bpm_provider.hooks.answers import AnswerChecks, is_id, kind
 from airflow_bpm_provider.hooks.base import BpmHook
 from airflow_bpm_provider.hooks.disposition import content_length, file_name_from_reply
 from airflow_bpm_provider.hooks.http import Flow, Reply, Request
+from airflow_bpm_provider.hooks.paging import PageGuard
 from airflow_bpm_provider.hooks.yuuvis_mapping import (
     DEFINITION_FILTERS,
     PROCESS_FILTERS,
@@ -61,7 +62,10 @@ API = "/bpm-engine/api"
 DMS_OBJECTS = "/api/dms/objects"
 TENANT_HEADER = "X-ID-TENANT-NAME"
 SESSION_COOKIE = "GWSESSIONID"
-DEFAULT_PAGE_SIZE = 100
+# The largest page by default. yuuvis documents no maximum for ``size`` (seed 002 shows only
+# ``page`` and ``size``; the engine inside is Flowable, which applies none either), so 1000 is
+# chosen: Questetra's documented bound, 50,000 processes in 50 requests, pages near a megabyte.
+DEFAULT_PAGE_SIZE = 1000
 DEFAULT_DOCUMENT_VARIABLES = ("documentId",)
 TASK_ACTIONS = ("claim", "complete", "delegate", "resolve")
 GENERIC_PROCESS_FILTERS = ("definition", "states", "query", "page_size")
@@ -75,7 +79,7 @@ READ_PERMISSION_HINT = (
 )
 
 
-class YuuvisBpmHook(BpmHook):
+class YuuvisBpmHook(AnswerChecks, BpmHook):
     """Starts, finds, cancels processes, works on tasks and downloads the DMS documents of a process.
 
     Connection: host = the API gateway (``https://host``), login + password (Basic) or a token in
@@ -105,6 +109,13 @@ class YuuvisBpmHook(BpmHook):
                 conn_id=self.bpm_conn_id,
             )
         return str(value).strip()
+
+    @cached_property
+    def page_size(self) -> int:
+        """The connection's ``page_size`` extra: default 1000, lower to ask for smaller pages."""
+        return positive_page_size(
+            self.settings.extra_value("page_size", DEFAULT_PAGE_SIZE), conn_id=self.bpm_conn_id
+        )
 
     @cached_property
     def document_variables(self) -> tuple[str, ...]:
@@ -199,11 +210,18 @@ class YuuvisBpmHook(BpmHook):
             system=self.system,
             conn_id=self.bpm_conn_id,
         )
-        yield from self._pages(f"{API}/process-definitions", params, DEFAULT_PAGE_SIZE)
+        yield from self._pages(f"{API}/process-definitions", params, self.page_size)
 
     def latest_process_definition(self, key: str) -> dict[str, Any]:
         """The newest deployed version of the definition ``key``; BpmNotFound when there is none."""
         found = list(self._pages(f"{API}/process-definitions", {"key": key, "latest": "true"}, 10))
+        where = Request("GET", f"{API}/process-definitions")
+        for definition in found:
+            version = definition.get("version")
+            if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+                raise self._wrong(
+                    where, None, f"'version' of definition '{key}' must be a number, got {kind(version)}"
+                )
         if not found:
             raise BpmNotFound(
                 f"no process definition with key '{key}' is deployed (or visible)",
@@ -283,7 +301,9 @@ class YuuvisBpmHook(BpmHook):
             reply = self.request(request)
         except (BpmNotFound, BpmAuthError) as exc:
             raise self._invisible(exc, f"process instance '{instance_id}'") from None
-        return first_object(self._json(request, reply))
+        return self._need_object(
+            request, reply, first_object(self._json(request, reply)), "the process instance"
+        )
 
     def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
         """Every visible process matching ``filters``, page after page.
@@ -299,7 +319,7 @@ class YuuvisBpmHook(BpmHook):
         definition = filters.pop("definition", None)
         states = self._states_filter(filters.pop("states", None))
         query = filters.pop("query", None) or {}
-        page_size = positive_page_size(filters.pop("page_size", DEFAULT_PAGE_SIZE), conn_id=self.bpm_conn_id)
+        page_size = positive_page_size(filters.pop("page_size", self.page_size), conn_id=self.bpm_conn_id)
         if not isinstance(query, Mapping):
             raise BpmConfigError(f"filter 'query' must be a dict, got {query!r}", conn_id=self.bpm_conn_id)
         params: dict[str, Any] = dict(state_params(states))
@@ -342,7 +362,9 @@ class YuuvisBpmHook(BpmHook):
     def find_process_by_business_key(self, process: str, business_key: str) -> ProcessInstance | None:
         params = {"businessKey": str(business_key), "processDefinitionKey": str(process)}
         request = Request("GET", f"{API}/processes")
-        found = [self._instance(raw, request, None) for raw in self._pages(request.path, params, 100)]
+        found = [
+            self._instance(raw, request, None) for raw in self._pages(request.path, params, self.page_size)
+        ]
         if not found:
             return None
         epoch = datetime.min.replace(tzinfo=UTC)
@@ -355,14 +377,12 @@ class YuuvisBpmHook(BpmHook):
             raise self._invisible(exc, f"process instance '{instance_id}'") from None
 
     def _instance(self, raw: Any, request: Request, reply: Reply | None) -> ProcessInstance:
-        if not isinstance(raw, Mapping) or raw.get("id") in (None, ""):
-            if reply is not None:
-                raise self._unexpected(request, reply, "a process instance without an id")
-            raise self._error(
-                BpmServerError,
-                "unexpected answer: a process instance without an id",
-                request,
-            )
+        if not isinstance(raw, Mapping) or not is_id(raw.get("id")):
+            raise self._wrong(request, reply, "a process instance without an id")
+        for key in ("name", "businessKey", "processDefinitionName", "startTime", "endTime", "deleteReason"):
+            self._optional(request, reply, raw, key, str, f"process instance {raw['id']}")
+        for key in ("processDefinitionKey", "processDefinitionId"):
+            self._optional(request, reply, raw, key, (str, int), f"process instance {raw['id']}")
         state, raw_state = process_state(raw)
         return ProcessInstance(
             id=str(raw["id"]),
@@ -381,23 +401,28 @@ class YuuvisBpmHook(BpmHook):
     # ---- paging -----------------------------------------------------------------------------
 
     def _page_flow(
-        self, path: str, params: Mapping[str, Any], page: int, size: int
+        self, path: str, params: Mapping[str, Any], page: int, size: int, guard: PageGuard | None = None
     ) -> Flow[tuple[list[dict[str, Any]], bool]]:
         request = Request("GET", path, params={**params, "page": page, "size": size})
         reply = yield request
         body = self._json_object(request, reply)
-        objects = body.get("objects")
-        if objects is None:
-            objects = []
-        if not isinstance(objects, list):
-            raise self._unexpected(request, reply, "'objects' is not a list")
+        # {objects, numItems, totalNumItems?, hasMoreItems} (seed 002); an empty page may leave
+        # the list out, but null or anything else is not a list of objects.
+        objects = self._need_objects(request, reply, body.get("objects", []), "'objects'", id_key="id")
+        more = body.get("hasMoreItems")
+        if more is not None and not isinstance(more, bool | str):
+            raise self._unexpected(request, reply, f"'hasMoreItems' must be true or false, got {kind(more)}")
+        if guard is not None:
+            problem = guard.problem(item["id"] for item in objects)
+            if problem:
+                raise self._unexpected(request, reply, problem)
         return objects, has_more_items(body, len(objects), size)
 
     def _pages_flow(self, path: str, params: Mapping[str, Any], size: int) -> Flow[list[dict[str, Any]]]:
         collected: list[dict[str, Any]] = []
-        page, more = 0, True
+        page, more, guard = 0, True, PageGuard()
         while more:
-            objects, more = yield from self._page_flow(path, params, page, size)
+            objects, more = yield from self._page_flow(path, params, page, size, guard)
             collected.extend(objects)
             more = more and bool(objects)
             page += 1
@@ -405,8 +430,9 @@ class YuuvisBpmHook(BpmHook):
 
     def _pages(self, path: str, params: Mapping[str, Any], size: int) -> Iterator[dict[str, Any]]:
         """Lazily, page after page, until ``hasMoreItems`` is false (``totalNumItems`` is optional)."""
+        guard = PageGuard()
         for page in count():
-            objects, more = self._run(self._page_flow(path, params, page, size))
+            objects, more = self._run(self._page_flow(path, params, page, size, guard))
             yield from objects
             if not more:
                 return
@@ -419,7 +445,7 @@ class YuuvisBpmHook(BpmHook):
     def _json_object(self, request: Request, reply: Reply) -> dict[str, Any]:
         body = self._json(request, reply)
         if not isinstance(body, dict):
-            raise self._unexpected(request, reply, "the body is not a JSON object")
+            raise self._unexpected(request, reply, f"the body is not a JSON object, got {kind(body)}")
         return body
 
     # ---- tasks ------------------------------------------------------------------------------
@@ -430,7 +456,7 @@ class YuuvisBpmHook(BpmHook):
         params = task_query(process_instance_id=process_instance_id, name=name)
         # (unverified) The task list is taken to answer the same objects/hasMoreItems envelope as
         # the process list; the documentation excerpts show its parameters, not its answer.
-        objects = yield from self._pages_flow(f"{API}/tasks", params, DEFAULT_PAGE_SIZE)
+        objects = yield from self._pages_flow(f"{API}/tasks", params, self.page_size)
         request = Request("GET", f"{API}/tasks")
         tasks = [self._task(raw, request, None) for raw in objects]
         # The list endpoint may not filter by process instance (unverified): filter here as well.
@@ -444,7 +470,7 @@ class YuuvisBpmHook(BpmHook):
     def find_tasks(self, **filters: Any) -> Iterator[Task]:
         """Open tasks this user may act on: ``process_instance_id``, ``process_definition_key``,
         ``name``, ``name_like``, ... (Pythonic or vendor names), page after page."""
-        page_size = positive_page_size(filters.pop("page_size", DEFAULT_PAGE_SIZE), conn_id=self.bpm_conn_id)
+        page_size = positive_page_size(filters.pop("page_size", self.page_size), conn_id=self.bpm_conn_id)
         params = vendor_params(
             filters, TASK_FILTERS, what="task filter", system=self.system, conn_id=self.bpm_conn_id
         )
@@ -461,10 +487,14 @@ class YuuvisBpmHook(BpmHook):
         return self._task(first_object(self._json(request, reply)), request, reply)
 
     def _task(self, raw: Any, request: Request, reply: Reply | None) -> Task:
-        if not isinstance(raw, Mapping) or raw.get("id") in (None, ""):
-            if reply is not None:
-                raise self._unexpected(request, reply, "a task without an id")
-            raise self._error(BpmServerError, "unexpected answer: a task without an id", request)
+        if not isinstance(raw, Mapping) or not is_id(raw.get("id")):
+            raise self._wrong(request, reply, "a task without an id")
+        for key in ("name", "assignee"):
+            self._optional(request, reply, raw, key, str, f"task {raw['id']}")
+        if raw.get("processInstanceId") is not None:
+            self._need_id(
+                request, reply, raw["processInstanceId"], f"'processInstanceId' of task {raw['id']}"
+            )
         return task_from(raw)
 
     def claim_task(self, task_id: str, assignee: str | None = None) -> None:
@@ -538,6 +568,12 @@ class YuuvisBpmHook(BpmHook):
                 self.log.info("%s: DMS object %s has no content file; skipped", self.system, object_id)
                 continue
             stream = stream or {}
+            where = Request("GET", f"{DMS_OBJECTS}/{segment(object_id)}")
+            for key in ("fileName", "mimeType"):
+                self._optional(where, None, stream, key, str, f"the content of DMS object {object_id}")
+            self._optional(
+                where, None, stream, "length", (int, str), f"the content of DMS object {object_id}"
+            )
             name, size = stream.get("fileName"), int_or_none(stream.get("length"))
             content_type = stream.get("mimeType")
             if not name:
@@ -615,7 +651,7 @@ class YuuvisBpmHook(BpmHook):
             reply = self.request(request)
         except (BpmNotFound, BpmAuthError) as exc:
             raise self._unreadable(exc, f"DMS object '{object_id}'") from None
-        return first_object(self._json(request, reply))
+        return self._need_object(request, reply, first_object(self._json(request, reply)), "the DMS object")
 
     @contextlib.contextmanager
     def open_file(self, file: ProcessFile) -> Iterator[Reply]:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from airflow_bpm_provider.exceptions import BpmConfigError
+from airflow_bpm_provider.hooks.answers import parse_json
 from airflow_bpm_provider.models import ProcessState, Task
 
 INT32 = 2**31
@@ -333,7 +334,7 @@ def typed_variable(name: str, value: Any, *, conn_id: str | None = None) -> dict
 def _jsonable(value: Any, *, name: str, conn_id: str | None) -> Any:
     try:
         return json.loads(json.dumps(value, default=str))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deeply
         raise BpmConfigError(f"variable '{name}' cannot be sent as JSON", conn_id=conn_id) from None
 
 
@@ -411,8 +412,8 @@ def _ids(value: Any) -> list[str]:
         text = value.strip()
         if text.startswith("["):
             try:
-                return _ids(json.loads(text))
-            except ValueError:
+                return _ids(parse_json(text.encode("utf-8")))
+            except ValueError:  # not JSON, or nested too deeply to be a list of ids
                 return [text]
         return [text] if text else []
     if isinstance(value, Mapping):

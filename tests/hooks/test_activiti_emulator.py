@@ -175,12 +175,9 @@ def test_date_filters_reach_the_strict_servers_in_a_form_they_parse(emu: Emulato
     assert [p.id for p in found] == [instance.id]
 
 
-def test_paging_reads_every_instance_over_several_pages(emu: Emulator, monkeypatch):
-    import airflow_bpm_provider.hooks.activiti as activiti
-
-    hook = hook_for(emu, "/activiti-rest/service")
+def test_paging_reads_every_instance_over_several_pages(emu: Emulator):
+    hook = hook_for(emu, "/activiti-rest/service", page_size="3")
     started = {hook.start_process(PROCESS_KEY, business_key="many").id for _ in range(7)}
-    monkeypatch.setattr(activiti, "PAGE_SIZE", 3)
     emu.engine.requests.clear()
     found = {p.id for p in hook.find_processes(business_key="many")}
     assert found == started

@@ -473,7 +473,7 @@ def test_list_tasks_pages_until_total_and_never_asks_for_process_variables(https
             "/bpmn/runtime/tasks",
             method="GET",
             # Exact match: an extra includeProcessVariables would not match.
-            query_string={"processInstanceId": "5", "name": "Review", "start": str(start), "size": "100"},
+            query_string={"processInstanceId": "5", "name": "Review", "start": str(start), "size": "1000"},
             headers=AUTH,
         ).respond_with_json(page(rows[start : start + 100], total=230, start=start))
     tasks = list(make_hook(httpserver).list_tasks(process_instance_id="5", name="Review"))
@@ -492,7 +492,7 @@ def test_a_task_in_wso2s_documented_shape_gets_its_instance_from_the_url(httpser
         "suspended": False,
     }
     httpserver.expect_oneshot_request(
-        "/bpmn/runtime/tasks", method="GET", headers=AUTH, query_string={"start": "0", "size": "100"}
+        "/bpmn/runtime/tasks", method="GET", headers=AUTH, query_string={"start": "0", "size": "1000"}
     ).respond_with_json(page([documented], total=1))
     (found,) = make_hook(httpserver).list_tasks()
     assert (found.id, found.process_instance_id, found.assignee, found.state) == (
@@ -505,10 +505,10 @@ def test_a_task_in_wso2s_documented_shape_gets_its_instance_from_the_url(httpser
 
 def test_a_short_page_does_not_end_or_skip_the_listing(httpserver: HTTPServer):
     httpserver.expect_ordered_request(
-        "/bpmn/runtime/tasks", query_string={"start": "0", "size": "100"}, method="GET", headers=AUTH
+        "/bpmn/runtime/tasks", query_string={"start": "0", "size": "1000"}, method="GET", headers=AUTH
     ).respond_with_json(page([task("1"), task("2")], total=3))
     httpserver.expect_ordered_request(
-        "/bpmn/runtime/tasks", query_string={"start": "2", "size": "100"}, method="GET", headers=AUTH
+        "/bpmn/runtime/tasks", query_string={"start": "2", "size": "1000"}, method="GET", headers=AUTH
     ).respond_with_json(page([task("3")], total=3, start=2))
     assert [t.id for t in make_hook(httpserver).list_tasks()] == ["1", "2", "3"]
 
@@ -537,7 +537,7 @@ def test_find_processes_pages_the_history_and_marks_suspended_ones(httpserver: H
             "tenantId": "acme",
             "businessKey": "order-7",
             "start": "0",
-            "size": "100",
+            "size": "1000",
         },
         headers=AUTH,
     ).respond_with_json(page([runtime_instance("100", suspended=True)], total=1))
@@ -545,7 +545,7 @@ def test_find_processes_pages_the_history_and_marks_suspended_ones(httpserver: H
         httpserver.expect_ordered_request(
             "/bpmn/history/historic-process-instances",
             method="GET",
-            query_string={**criteria, "start": str(start), "size": "100"},
+            query_string={**criteria, "start": str(start), "size": "1000"},
             headers=AUTH,
         ).respond_with_json(page(rows, total=103, start=start))
 
@@ -570,7 +570,7 @@ def test_find_ended_processes_asks_for_finished_ones_only(httpserver: HTTPServer
             "finished": "true",
             "startedBefore": "2016-01-01T00:00:00Z",
             "start": "0",
-            "size": "100",
+            "size": "1000",
         },
         method="GET",
         headers=AUTH,
@@ -587,13 +587,13 @@ def test_find_processes_posts_a_raw_history_query_with_paging_in_the_body(httpse
     httpserver.expect_oneshot_request(
         "/flowable-rest/service/query/historic-process-instances",
         method="POST",
-        json={**user_query, "processDefinitionKey": "order", "finished": False, "start": 0, "size": 100},
+        json={**user_query, "processDefinitionKey": "order", "finished": False, "start": 0, "size": 1000},
         headers=AUTH,
         query_string="",
     ).respond_with_json(page([historic_instance("3", endTime=None)], total=1))
     httpserver.expect_oneshot_request(
         "/flowable-rest/service/runtime/process-instances",
-        query_string={"suspended": "true", "processDefinitionKey": "order", "start": "0", "size": "100"},
+        query_string={"suspended": "true", "processDefinitionKey": "order", "start": "0", "size": "1000"},
         method="GET",
         headers=AUTH,
     ).respond_with_json(page([], total=0))
@@ -638,7 +638,7 @@ def test_query_dates_are_sent_in_whole_seconds_utc(httpserver: HTTPServer):
             "startedBefore": "2016-01-01T00:00:00Z",
             "finished": "true",
             "start": "0",
-            "size": "100",
+            "size": "1000",
         },
     ).respond_with_json(page([], total=0))
     found = make_hook(httpserver, "/activiti-rest/service").find_processes(
@@ -659,7 +659,7 @@ def test_find_by_business_key_prefers_the_newest_running_instance(httpserver: HT
             "tenantId": "-1234",
             "businessKey": "bk-1",
             "start": "0",
-            "size": "100",
+            "size": "1000",
         },
         headers=AUTH,
     ).respond_with_json(page([runtime_instance("9", businessKey="bk-1"), runtime_instance("10")], total=2))
@@ -676,7 +676,7 @@ def test_find_by_business_key_falls_back_to_the_newest_finished_one(httpserver: 
             "processDefinitionId": "order:2:55",
             "businessKey": "bk-1",
             "start": "0",
-            "size": "100",
+            "size": "1000",
         },
         headers=AUTH,
     ).respond_with_json(page([], total=0))
@@ -704,7 +704,7 @@ def test_query_process_instances_posts_the_body_with_paging(httpserver: HTTPServ
         "/bpmn/query/process-instances",
         method="POST",
         query_string="",
-        json={"processDefinitionKey": "sampleJavaServiceTask", "tenantId": "t", "start": 0, "size": 100},
+        json={"processDefinitionKey": "sampleJavaServiceTask", "tenantId": "t", "start": 0, "size": 1000},
         headers=AUTH,
     ).respond_with_json(page([runtime_instance()], total=1))
     found = list(
@@ -721,9 +721,9 @@ def test_query_process_instances_posts_the_body_with_paging(httpserver: HTTPServ
 def test_query_by_key_gets_the_connections_tenant(httpserver: HTTPServer):
     # Seed 004, "Query a Process Instance": with the processDefinitionKey, tenantId is mandatory.
     for body in (
-        {"processDefinitionKey": "order", "tenantId": "-1234", "start": 0, "size": 100},
-        {"processDefinitionKey": "order", "tenantId": "other", "start": 0, "size": 100},
-        {"processDefinitionId": "order:1:5", "start": 0, "size": 100},
+        {"processDefinitionKey": "order", "tenantId": "-1234", "start": 0, "size": 1000},
+        {"processDefinitionKey": "order", "tenantId": "other", "start": 0, "size": 1000},
+        {"processDefinitionId": "order:1:5", "start": 0, "size": 1000},
     ):
         httpserver.expect_ordered_request(
             "/bpmn/query/process-instances", method="POST", query_string="", json=body, headers=AUTH
@@ -874,7 +874,7 @@ def test_task_get_query_update_delegate_resolve_delete(httpserver: HTTPServer):
     httpserver.expect_ordered_request(
         "/bpmn/query/tasks",
         method="POST",
-        json={"name": "My task", "assignee": "kermit", "priority": 50, "start": 0, "size": 100},
+        json={"name": "My task", "assignee": "kermit", "priority": 50, "start": 0, "size": 1000},
         headers=AUTH,
         query_string="",
     ).respond_with_json(page([task("8", assignee="kermit")], total=1))
@@ -1090,7 +1090,7 @@ def test_files_are_binary_variables_plus_task_attachments_and_stream(httpserver:
     )
     httpserver.expect_request(
         "/bpmn/history/historic-task-instances",
-        query_string={"processInstanceId": "5", "start": "0", "size": "100"},
+        query_string={"processInstanceId": "5", "start": "0", "size": "1000"},
         method="GET",
         headers=AUTH,
     ).respond_with_json(page([{"id": "8", "name": "Review"}, {"id": "9", "name": "Approve"}], total=2))
@@ -1143,7 +1143,7 @@ def test_files_of_an_ended_instance_come_from_the_history(httpserver: HTTPServer
         "/bpmn/history/historic-variable-instances",
         method="GET",
         headers=AUTH,
-        query_string={"processInstanceId": "5", "start": "0", "size": "100"},
+        query_string={"processInstanceId": "5", "start": "0", "size": "1000"},
     ).respond_with_json(
         page(
             [
@@ -1159,7 +1159,7 @@ def test_files_of_an_ended_instance_come_from_the_history(httpserver: HTTPServer
         "/bpmn/history/historic-task-instances",
         method="GET",
         headers=AUTH,
-        query_string={"processInstanceId": "5", "start": "0", "size": "100"},
+        query_string={"processInstanceId": "5", "start": "0", "size": "1000"},
     ).respond_with_json(page([], total=0))
     httpserver.expect_request(
         "/bpmn/history/historic-process-instances/5/variables/contract/data",
@@ -1263,7 +1263,7 @@ def test_deployments_and_definitions(httpserver: HTTPServer):
     definition = {"id": "sampleJavaServiceTask:1:27503", "key": "sampleJavaServiceTask", "version": 1}
     httpserver.expect_ordered_request(
         "/bpmn/repository/deployments",
-        query_string={"name": "sampleJavaServiceTask.bpmn20.xml", "start": "0", "size": "100"},
+        query_string={"name": "sampleJavaServiceTask.bpmn20.xml", "start": "0", "size": "1000"},
         method="GET",
         headers=AUTH,
     ).respond_with_json(page([deployment], total=1))
@@ -1272,7 +1272,7 @@ def test_deployments_and_definitions(httpserver: HTTPServer):
     ).respond_with_json(deployment)
     httpserver.expect_ordered_request(
         "/bpmn/repository/process-definitions",
-        query_string={"key": "sampleJavaServiceTask", "latest": "true", "start": "0", "size": "100"},
+        query_string={"key": "sampleJavaServiceTask", "latest": "true", "start": "0", "size": "1000"},
         method="GET",
         headers=AUTH,
     ).respond_with_json(page([definition], total=1))

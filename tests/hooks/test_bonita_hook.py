@@ -362,7 +362,7 @@ def latest_enabled(name: str) -> str:
 
 
 LATEST_ENABLED_EXPENSE = latest_enabled("Expense report")
-ALL_PROCESSES = qs(("p", 0), ("c", 100), ("o", "name ASC"))
+ALL_PROCESSES = qs(("p", 0), ("c", 1000), ("o", "name ASC"))
 
 
 def test_start_finds_latest_enabled_version_then_instantiates_with_contract(
@@ -586,7 +586,7 @@ def test_business_key_is_sent_as_the_configured_contract_input(httpserver: HTTPS
 def newest_cases(order: str) -> str:
     # The process's cases, newest first: o=id DESC for cases; API@bpm@archivedCase.yaml lists
     # sourceObjectId (the case id) among the order fields of archived cases.
-    return qs(("p", 0), ("c", 100), ("f", "name=Expense report"), ("o", order), ("d", "processDefinitionId"))
+    return qs(("p", 0), ("c", 1000), ("f", "name=Expense report"), ("o", order), ("d", "processDefinitionId"))
 
 
 def test_find_by_business_key_reads_the_variable_of_each_case(httpserver: HTTPServer, bonita: FakeBonita):
@@ -787,7 +787,7 @@ def test_find_processes_searches_live_then_archived_by_state(httpserver: HTTPSer
         f"{BASE}/API/bpm/case",
         query_string=qs(
             ("p", 0),
-            ("c", 100),
+            ("c", 1000),
             ("f", "name=Expense report"),
             ("f", "started_by=4"),
             ("d", "processDefinitionId"),
@@ -797,7 +797,7 @@ def test_find_processes_searches_live_then_archived_by_state(httpserver: HTTPSer
         f"{BASE}/API/bpm/archivedCase",
         query_string=qs(
             ("p", 0),
-            ("c", 100),
+            ("c", 1000),
             ("f", "name=Expense report"),
             ("f", "started_by=4"),
             ("d", "processDefinitionId"),
@@ -828,7 +828,7 @@ def test_find_processes_failed_or_cancelled_also_searches_live_cases(
 ):
     # ProcessInstance.yaml: a live case can be in "error" (FAILED) or "aborting" (CANCELLED).
     httpserver.expect_request(
-        f"{BASE}/API/bpm/case", query_string=qs(("p", 0), ("c", 100), ("d", "processDefinitionId"))
+        f"{BASE}/API/bpm/case", query_string=qs(("p", 0), ("c", 1000), ("d", "processDefinitionId"))
     ).respond_with_json(
         [
             {**CASE, "id": "1"},
@@ -837,7 +837,7 @@ def test_find_processes_failed_or_cancelled_also_searches_live_cases(
         ]
     )
     httpserver.expect_request(
-        f"{BASE}/API/bpm/archivedCase", query_string=qs(("p", 0), ("c", 100), ("d", "processDefinitionId"))
+        f"{BASE}/API/bpm/archivedCase", query_string=qs(("p", 0), ("c", 1000), ("d", "processDefinitionId"))
     ).respond_with_json(
         [
             {**CASE, "id": "60", "sourceObjectId": "4", "state": "error"},
@@ -1131,7 +1131,7 @@ def test_case_variable_get_search_and_archived(httpserver: HTTPServer, bonita: F
         }
     )
     httpserver.expect_request(
-        f"{BASE}/API/bpm/caseVariable", query_string=qs(("p", 0), ("c", 100), ("f", "case_id=11754"))
+        f"{BASE}/API/bpm/caseVariable", query_string=qs(("p", 0), ("c", 1000), ("f", "case_id=11754"))
     ).respond_with_json(
         [
             {"name": "myInvoiceAmount", "value": "14.2", "case_id": "11754", "type": "java.lang.Float"},
@@ -1140,7 +1140,7 @@ def test_case_variable_get_search_and_archived(httpserver: HTTPServer, bonita: F
         ]
     )
     httpserver.expect_request(
-        f"{BASE}/API/bpm/archivedCaseVariable", query_string=qs(("p", 0), ("c", 100), ("f", "case_id=11754"))
+        f"{BASE}/API/bpm/archivedCaseVariable", query_string=qs(("p", 0), ("c", 1000), ("f", "case_id=11754"))
     ).respond_with_json([{"name": "count", "value": "4", "case_id": "11754", "type": "java.lang.Integer"}])
     httpserver.expect_request(f"{BASE}/API/bpm/archivedCaseVariable/11754/count").respond_with_json(
         {
@@ -1269,7 +1269,7 @@ ARCHIVED_V1 = {
 def test_document_search_get_delete_and_archived_versions(httpserver: HTTPServer, bonita: FakeBonita):
     httpserver.expect_request(
         f"{BASE}/API/bpm/caseDocument",
-        query_string=qs(("p", 0), ("c", 100), ("f", "caseId=1"), ("f", "name=Doc 1")),
+        query_string=qs(("p", 0), ("c", 1000), ("f", "caseId=1"), ("f", "name=Doc 1")),
     ).respond_with_json([DOC])
     httpserver.expect_request(f"{BASE}/API/bpm/caseDocument/3", method="GET").respond_with_json(DOC)
     httpserver.expect_request(f"{BASE}/API/bpm/caseDocument/3", method="DELETE").respond_with_data("")
@@ -1278,11 +1278,13 @@ def test_document_search_get_delete_and_archived_versions(httpserver: HTTPServer
     )
     httpserver.expect_request(
         f"{BASE}/API/bpm/archivedCaseDocument",
-        query_string=qs(("p", 0), ("c", 100), ("f", "sourceObjectId=3")),
+        query_string=qs(("p", 0), ("c", 1000), ("f", "sourceObjectId=3")),
     ).respond_with_json([ARCHIVED_V1])
     httpserver.expect_request(
         f"{BASE}/API/bpm/archivedCaseDocument",
-        query_string=qs(("p", 0), ("c", 100), ("f", "caseId=1"), ("f", "name=myDocList"), ("o", "index ASC")),
+        query_string=qs(
+            ("p", 0), ("c", 1000), ("f", "caseId=1"), ("f", "name=myDocList"), ("o", "index ASC")
+        ),
     ).respond_with_json([])
     hook = make_hook(httpserver)
     assert [d["id"] for d in hook.search_documents("1", name="Doc 1")] == ["3"]
@@ -1367,10 +1369,10 @@ def test_document_input_errors_are_named(httpserver: HTTPServer, bonita: FakeBon
 
 def test_list_files_latest_versions_and_external_documents(httpserver: HTTPServer, bonita: FakeBonita):
     httpserver.expect_request(
-        f"{BASE}/API/bpm/caseDocument", query_string=qs(("p", 0), ("c", 100), ("f", "caseId=1"))
+        f"{BASE}/API/bpm/caseDocument", query_string=qs(("p", 0), ("c", 1000), ("f", "caseId=1"))
     ).respond_with_json([DOC, EXTERNAL])
     httpserver.expect_request(
-        f"{BASE}/API/bpm/archivedCaseDocument", query_string=qs(("p", 0), ("c", 100), ("f", "caseId=1"))
+        f"{BASE}/API/bpm/archivedCaseDocument", query_string=qs(("p", 0), ("c", 1000), ("f", "caseId=1"))
     ).respond_with_json([ARCHIVED_V1])
     hook = make_hook(httpserver)
     latest = list(hook.list_files("1"))

@@ -237,3 +237,14 @@ def test_other_types_are_refused():
         criteria_text(5, root=PROCESS_ROOT)  # type: ignore[arg-type]
     with pytest.raises(BpmConfigError, match="criteria root must be one of"):
         build_criteria({}, root="criteria")
+
+
+@pytest.mark.parametrize("data", [1, 1.5, True, date(2024, 1, 1)])
+def test_data_that_is_no_list_of_conditions_is_refused(data):
+    with pytest.raises(BpmConfigError, match="criteria key 'data' must be a list"):
+        build_criteria({"data": data}, root=PROCESS_ROOT)
+
+
+def test_criteria_bytes_that_are_not_utf8_are_refused():
+    with pytest.raises(BpmConfigError, match="not UTF-8"):
+        criteria_text(b"\xff<process-instance-criteria/>", root=PROCESS_ROOT)

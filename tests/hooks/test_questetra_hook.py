@@ -415,7 +415,7 @@ def test_list_startable_sends_category_and_query(httpserver: HTTPServer):
     [request] = seen(httpserver)
     assert query(request) == {
         "start": ["0"],
-        "limit": ["100"],
+        "limit": ["1000"],
         "category": ["テストカテゴリ"],
         "query": ["経費 & 旅費"],
     }
@@ -662,7 +662,7 @@ def test_find_process_by_business_key_keeps_exact_titles_newest_first(httpserver
     found = make_hook(httpserver).find_process_by_business_key("12/3", "INV-1")
     assert found is not None and found.id == "4"
     [request] = seen(httpserver)
-    assert form(request)["limit"] == ["100"] and form(request)["start"] == ["0"]
+    assert form(request)["limit"] == ["1000"] and form(request)["start"] == ["0"]
     assert children(criteria_of(request)) == [
         ("process-model-info-id", "12"),
         ("title", "INV-1"),
@@ -796,7 +796,7 @@ def test_find_processes_passes_an_xml_query_through(httpserver: HTTPServer):
     )
     assert list(make_hook(httpserver).find_processes(query=xml)) == []
     [request] = seen(httpserver)
-    assert form(request) == {"criteria": [xml], "start": ["0"], "limit": ["100"]}
+    assert form(request) == {"criteria": [xml], "start": ["0"], "limit": ["1000"]}
 
 
 def test_find_processes_merges_a_mapping_query(httpserver: HTTPServer):
@@ -974,7 +974,7 @@ def test_alist_tasks_runs_on_the_async_transport(httpserver: HTTPServer):
 
     assert [t.id for t in asyncio.run(run())] == ["7"]
     [request] = seen(httpserver)
-    assert form(request)["limit"] == ["100"]
+    assert form(request)["limit"] == ["1000"]
     assert children(criteria_of(request)) == [("workitem-states", None)]
 
 
@@ -989,7 +989,7 @@ def test_list_allocated_and_offered_page_with_limit(httpserver: HTTPServer):
     assert [w["id"] for w in hook.list_allocated()] == [1]
     assert list(hook.list_offered()) == []
     allocated, offered = seen(httpserver)
-    assert query(allocated) == query(offered) == {"start": ["0"], "limit": ["100"]}
+    assert query(allocated) == query(offered) == {"start": ["0"], "limit": ["1000"]}
 
 
 def test_a_server_that_ignores_limit_is_read_once(httpserver: HTTPServer):
@@ -1030,7 +1030,7 @@ def test_claim_task_already_allocated_to_this_user_succeeds(httpserver: HTTPServ
     make_hook(httpserver).claim_task("58399")
     accept, allocated = seen(httpserver)
     assert form(accept) == {"workitemIds": ["58399"]}
-    assert query(allocated) == {"start": ["0"], "limit": ["100"]}
+    assert query(allocated) == {"start": ["0"], "limit": ["1000"]}
 
 
 def test_claim_task_held_by_someone_else_names_the_holder(httpserver: HTTPServer):

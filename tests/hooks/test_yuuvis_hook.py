@@ -292,7 +292,7 @@ def test_list_process_definitions_filters(httpserver: HTTPServer):
         "startableByUser": ["u-1"],
         "suspended": ["false"],
         "page": ["0"],
-        "size": ["100"],
+        "size": ["1000"],
     }
 
 
@@ -352,7 +352,7 @@ def test_every_seed_filter_has_its_vendor_name_and_format(httpserver: HTTPServer
         "isCompleted": ["true"],
         "sort": ["desc"],
         "page": ["0"],
-        "size": ["100"],
+        "size": ["1000"],
     }
 
 
@@ -407,7 +407,7 @@ def test_started_by_another_user_needs_admin(httpserver: HTTPServer, status, cls
     assert "only admins may list processes started by other users" in text
     assert "startedBy must be the current user" in text  # the server's own word stays
     assert f"HTTP {status}" in text and "yuuvis_test" in text
-    assert args(httpserver.log[0][0]) == {"startedBy": ["u-other"], "page": ["0"], "size": ["100"]}
+    assert args(httpserver.log[0][0]) == {"startedBy": ["u-other"], "page": ["0"], "size": ["1000"]}
 
 
 def test_a_refused_list_without_started_by_is_not_blamed_on_it(httpserver: HTTPServer):
@@ -461,7 +461,7 @@ def test_an_empty_page_claiming_more_stops_the_paging(httpserver: HTTPServer):
 def test_states_narrow_the_query(httpserver: HTTPServer, states, params):
     httpserver.expect_request(PROCESSES).respond_with_json(page([], False))
     list(make_hook(httpserver).find_processes(states=states))
-    assert args(httpserver.log[0][0]) == {**params, "page": ["0"], "size": ["100"]}
+    assert args(httpserver.log[0][0]) == {**params, "page": ["0"], "size": ["1000"]}
 
 
 def test_states_are_checked_per_result(httpserver: HTTPServer):
@@ -495,7 +495,7 @@ def test_explicit_filter_and_raw_query_win(httpserver: HTTPServer):
         "businessKey": ["b"],
         "nameLike": ["x%"],
         "page": ["0"],
-        "size": ["100"],
+        "size": ["1000"],
     }
 
 
@@ -552,7 +552,7 @@ def test_find_by_business_key_takes_the_newest(httpserver: HTTPServer):
         "businessKey": ["inv-7"],
         "processDefinitionKey": ["invoice"],
         "page": ["0"],
-        "size": ["100"],
+        "size": ["1000"],
     }
 
 
@@ -799,7 +799,7 @@ def test_list_tasks_query_paging_and_filtering(httpserver: HTTPServer):
     found = list(make_hook(httpserver).list_tasks(process_instance_id="p-1", name="My task"))
     assert [(t.id, t.assignee, t.state) for t in found] == [("t-1", "clerk", "CLAIMED")]
     assert [args(request) for request, _ in httpserver.log] == [
-        {"processInstanceId": ["p-1"], "name": ["My task"], "page": [str(n)], "size": ["100"]}
+        {"processInstanceId": ["p-1"], "name": ["My task"], "page": [str(n)], "size": ["1000"]}
         for n in range(2)
     ]
 
@@ -826,7 +826,7 @@ def test_find_tasks_by_definition(httpserver: HTTPServer):
         "processDefinitionKey": ["oneTaskProcess"],
         "nameLike": ["My%"],
         "page": ["0"],
-        "size": ["100"],
+        "size": ["1000"],
     }
 
 
@@ -867,9 +867,9 @@ def test_get_task_without_an_id_is_an_unexpected_answer(httpserver: HTTPServer, 
 def test_a_task_list_entry_without_an_id_is_an_unexpected_answer(httpserver: HTTPServer):
     httpserver.expect_request(TASKS).respond_with_json(page([{"name": "My task"}], False))
     hook = make_hook(httpserver)
-    with pytest.raises(BpmServerError, match="a task without an id"):
+    with pytest.raises(BpmServerError, match="has no usable 'id'"):
         list(hook.list_tasks())
-    with pytest.raises(BpmServerError, match="a task without an id"):
+    with pytest.raises(BpmServerError, match="has no usable 'id'"):
         list(hook.find_tasks())
 
 

@@ -325,10 +325,8 @@ def _processes(engine: Engine, state: YuuvisState, session: Session, request: Re
         ]
         if descending:
             matches.reverse()
-        objects = [
-            process_json(i, state, with_variables=bool(flags["includeProcessVariables"])) for i in matches
-        ]
-    return envelope(objects, page, size)
+        with_variables = bool(flags["includeProcessVariables"])
+        return envelope(matches, page, size, lambda i: process_json(i, state, with_variables=with_variables))
 
 
 def _visible(state: YuuvisState, session: Session, instance: Instance) -> bool:

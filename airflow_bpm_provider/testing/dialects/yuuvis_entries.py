@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -71,8 +71,14 @@ def definition_id(definition: ProcessDefinition) -> str:
     return f"{definition.key}:{definition.version}:{uuid.UUID(int=definition.id)}"
 
 
-def envelope(objects: list[dict[str, Any]], page: int, size: int) -> dict[str, Any]:
+def envelope(
+    objects: list[Any], page: int, size: int, render: Callable[[Any], dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One page of ``objects``; ``render`` turns only the page's items into JSON (a listing of
+    50,000 processes must not render all of them for every page)."""
     chunk = objects[page * size : (page + 1) * size]
+    if render is not None:
+        chunk = [render(item) for item in chunk]
     return {
         "objects": chunk,
         "numItems": len(chunk),
