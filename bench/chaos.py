@@ -1,0 +1,737 @@
+"""Fault campaign (``make chaos``): the start and export paths through a flaky network, every connection type.
+
+A :class:`~airflow_bpm_provider.testing.fault_proxy.FaultProxy` sits between the hooks and the
+emulator and faults ``--rate`` of the requests (resets and truncations mid-body, 5xx, 429 with a
+small Retry-After, latency spikes, answers lost after the server acted). For each connection type:
+
+- start: ``BpmStartProcessOperator`` with a business key, its failed tries run again as Airflow
+  runs a task's retries (``--tries``, a fresh operator and task instance per try, one task state
+  store per run); afterwards the processes this run started are counted on the emulator's engine
+- export: ``BpmDownloadProcessFilesOperator`` over the demo processes' files, into one folder per
+  run, tried the same way; the folder is compared, file by file, with a fault-free export whose
+  bytes were checked against the emulator's own
+
+Bad figures (the exit code is 1 when any is above 0):
+
+- dup starts: processes beyond one per run, not counting one per start whose answer was lost
+  after the server acted (the proxy knows: it forwarded the start and dropped the answer); those
+  show in "lost" and are reported, not judged
+- corrupt: a file in the destination whose bytes differ from the emulator's, or any file there
+  that the export does not write (a half-written temporary left visible)
+- missing: a file the export should have written that is not there after the run's last try
+- not Bpm: failed tries whose exception is not a ``BpmError``
+- unnamed: failed tries whose message does not name the system, the connection and a URL path
+  the try requested (an export's per-file errors each need a path too)
+- secrets: failed or passed tries whose DEBUG log (``requests``, ``urllib3``, ``httpx`` included),
+  output or exception text holds a password, Basic credential, token or session cookie
+
+and, with ``--rate`` at most 0.10, export tries that succeed must be at least 99%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUCCESS_PER_TRY = 0.99
+TARGET_RATE = 0.10  # the success target holds at this fault rate (issue 9)
+DEBUG_LOGGERS = ("", "requests", "urllib3", "httpx", "httpcore", "airflow_bpm_provider", "airflow.task")
+MANIFEST = "manifest.json"
+PATH_TOKEN = re.compile(r"/[^\s'\"\]\[,)(]+")
+
+
+# ---- what is run against each connection type -------------------------------------------------
+
+
+@dataclass
+class Target:
+    label: str
+    conn_id: str
+    system: str  # what the hook calls the system (BpmHook.system)
+    base: str  # the API's path under the emulator's root
+    login: str
+    password: str
+    process: str
+    variables: dict[str, Any]
+    start_options: dict[str, Any]
+    export_ids: list[str]
+    start_path: re.Pattern[str]  # POST paths that start a process
+    extra: dict[str, Any] = field(default_factory=dict)
+    conn_type: str = ""
+
+    def connection(self, root_url: str) -> dict[str, Any]:
+        return {
+            "conn_type": self.conn_type,
+            "host": root_url + self.base,
+            "login": self.login,
+            "password": self.password,
+            "extra": {**self.extra, "retry_delay": 0.05},
+        }
+
+    def is_start(self, method: str, path: str) -> bool:
+        return method == "POST" and bool(self.start_path.search(path))
+
+
+def build_targets(emu: Any) -> list[Target]:
+    """Seed every demo on ``emu`` and describe each connection type's start and export."""
+    from airflow_bpm_provider.testing import demo_activiti, demo_bonita, demo_yuuvis
+    from airflow_bpm_provider.testing.demo_systems import seed_all
+
+    engine = emu.engine
+    summaries = seed_all(engine, large_file_mb=1)
+    questetra = summaries["Questetra / DataSpider BPM"]
+    bonita = summaries["Bonita"]
+    yuuvis = summaries["yuuvis Momentum"]
+    # Distinct passwords: the demo's (Bonita's "bpm") are too short to be searched for in a log.
+    passwords = {
+        questetra["user"]: "chaos-questetra-pw-4f1c",
+        demo_bonita.USER: "chaos-bonita-pw-8e2a",
+        demo_activiti.USER: "chaos-activiti-pw-27d9",
+        demo_yuuvis.USER: "chaos-yuuvis-pw-b03e",
+    }
+    for login, password in passwords.items():
+        engine.add_user(login, password)
+
+    with engine.lock:
+        questetra_ids = sorted(
+            str(i.id)
+            for i in engine.instances.values()
+            if i.definition.id in (11, 12, 13) and i.files()  # the demo's Questetra apps
+        )
+    questetra_vars = {"Purpose": "Cloud costs", "Amount": 1234.5, "Payment method": "card"}
+    start_q = re.compile(r"/API/PE/ProcessInstance/start$")
+    targets = [
+        Target(
+            "questetra",
+            "chaos_questetra",
+            "Questetra",
+            "",
+            questetra["user"],
+            passwords[questetra["user"]],
+            "11",
+            questetra_vars,
+            {},
+            questetra_ids,
+            start_q,
+            conn_type="questetra",
+        ),
+        Target(
+            "dataspider /userweb",
+            "chaos_dataspider",
+            "Questetra",
+            "/userweb",
+            questetra["user"],
+            passwords[questetra["user"]],
+            "11",
+            questetra_vars,
+            {},
+            questetra_ids,
+            start_q,
+            conn_type="questetra",
+        ),
+        Target(
+            "bonita",
+            "chaos_bonita",
+            "Bonita",
+            "/bonita",
+            demo_bonita.USER,
+            passwords[demo_bonita.USER],
+            demo_bonita.EXPENSE,
+            {"employee": "Walter Bates", "amount": 87.3, "itemCount": 2, "dueDate": "2024-05-01"},
+            {},
+            [bonita["cases"]["open"], bonita["cases"]["completed"]],
+            re.compile(r"/API/bpm/(process/[^/]+/instantiation|case)$"),
+            extra={"business_key_variable": demo_bonita.BUSINESS_KEY_VARIABLE},
+            conn_type="bonita",
+        ),
+    ]
+    activiti_ids = [_activiti_instance_with_files(emu, passwords[demo_activiti.USER])]
+    for base in ("/bpmn", "/activiti-rest/service", "/flowable-rest/service"):
+        targets.append(
+            Target(
+                f"activiti {base}",
+                "chaos_activiti_" + base.strip("/").split("/")[0].replace("-", "_"),
+                "Activiti",
+                base,
+                demo_activiti.USER,
+                passwords[demo_activiti.USER],
+                demo_activiti.PROCESS_KEY,
+                {"customer": "ACME GmbH", "amount": 1250.5, "pallets": 3, "rush": False},
+                {},
+                activiti_ids,
+                re.compile(r"/runtime/process-instances$"),
+                extra={"tenant_id": demo_activiti.TENANT},
+                conn_type="activiti",
+            )
+        )
+    targets.append(
+        Target(
+            "yuuvis",
+            "chaos_yuuvis",
+            "yuuvis Momentum",
+            "",
+            demo_yuuvis.USER,
+            passwords[demo_yuuvis.USER],
+            demo_yuuvis.APPROVAL_KEY,
+            {"documentId": yuuvis["document_ids"][0], "amount": 1250.5},
+            {"name": "Invoice 4711"},
+            [yuuvis["intake_instance_id"]],
+            re.compile(r"/bpm-engine/api/processes$"),
+            extra={"tenant": demo_yuuvis.TENANT},
+            conn_type="yuuvis_bpm",
+        )
+    )
+    return targets
+
+
+def _activiti_instance_with_files(emu: Any, password: str) -> str:
+    """One order with a binary variable and task attachments, made through the API (no faults)."""
+    from airflow.models.connection import Connection
+
+    from airflow_bpm_provider.hooks.activiti import ActivitiHook
+    from airflow_bpm_provider.testing import demo_activiti
+
+    conn = Connection(
+        conn_id="chaos_activiti_seed",
+        conn_type="activiti",
+        host=emu.url + demo_activiti.BASE_PATH,
+        login=demo_activiti.USER,
+        password=password,
+        extra=json.dumps({"tenant_id": demo_activiti.TENANT}),
+    )
+    with ActivitiHook("chaos_activiti_seed", connection=conn) as hook:
+        instance = hook.start_process(
+            demo_activiti.PROCESS_KEY,
+            variables={"customer": "Files GmbH", "amount": 10.0},
+            business_key="files",
+        )
+        hook.set_variables(instance.id, {"invoice": b"%PDF-1.4 invoice " + bytes(range(256)) * 40})
+        (review,) = list(hook.list_tasks(process_instance_id=instance.id))
+        hook.add_attachment(review.id, "delivery-note.txt", b"3 pallets\n", content_type="text/plain")
+        hook.add_attachment(
+            review.id, "scan.bin", os.urandom(300_000), content_type="application/octet-stream"
+        )
+    return instance.id
+
+
+# ---- one table row ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    label: str
+    path: str
+    runs: int = 0
+    tries: int = 0
+    ok_tries: int = 0
+    failed_runs: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    dup_starts: int = 0
+    lost_starts: int = 0  # extra processes explained by a start whose answer was lost (not judged)
+    corrupt: int = 0
+    missing: int = 0
+    not_bpm: int = 0
+    unnamed: int = 0
+    secrets: int = 0
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok_per_try(self) -> float:
+        return self.ok_tries / self.tries if self.tries else 1.0
+
+    def bad(self) -> int:
+        return self.dup_starts + self.corrupt + self.missing + self.not_bpm + self.unnamed + self.secrets
+
+    def example(self, kind: str, text: str) -> None:
+        found = self.examples.setdefault(kind, [])
+        if len(found) < 3:
+            found.append(" ".join(text.split())[:300])
+
+
+@dataclass
+class Report:
+    rate: float
+    seed: int
+    tries: int
+    rows: list[Tally]
+    seconds: float
+
+    def problems(self) -> list[str]:
+        """Why the campaign fails; empty when every bad figure is 0 and exports meet the target."""
+        out = []
+        for row in self.rows:
+            for name in ("dup_starts", "corrupt", "missing", "not_bpm", "unnamed", "secrets"):
+                value = getattr(row, name)
+                if value:
+                    out.append(f"{row.label} {row.path}: {name} = {value}")
+            if row.path == "export" and self.rate <= TARGET_RATE and row.ok_per_try < SUCCESS_PER_TRY:
+                out.append(
+                    f"{row.label} export: {row.ok_per_try:.1%} of tries succeeded "
+                    f"(target {SUCCESS_PER_TRY:.0%})"
+                )
+        if self.rate > 0 and not sum(sum(row.faults.values()) for row in self.rows):
+            out.append("no fault was injected: the campaign measured nothing")
+        return out
+
+
+# ---- capturing what a try logs -------------------------------------------------------------------
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.records.append(self.format(record))
+        except Exception:  # a record that cannot format is still searched by its parts
+            self.records.append(f"{record.msg!r} {record.args!r}")
+
+
+@contextlib.contextmanager
+def capture_debug() -> Iterator[Callable[[], str]]:
+    """Everything logged at DEBUG and up, plus stdout and stderr, while the block runs."""
+    handler = _Capture()
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    loggers = [logging.getLogger(name) for name in DEBUG_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield lambda: "\n".join(handler.records) + out.getvalue() + err.getvalue()
+    finally:
+        root.removeHandler(handler)
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def wire_secrets(exchanges: Sequence[Any]) -> set[str]:
+    """Credentials that crossed the wire: Authorization values, cookies, token headers."""
+    found: set[str] = set()
+    for exchange in exchanges:
+        for name, value in (*exchange.request_headers, *exchange.reply_headers):
+            lower = name.lower()
+            if lower in ("authorization", "proxy-authorization"):
+                scheme, _, credential = value.partition(" ")
+                found.add(credential.strip() or scheme)
+            elif lower in ("cookie", "set-cookie"):
+                pairs = value.split(";") if lower == "cookie" else value.split(";")[:1]
+                for pair in pairs:
+                    _, _, cookie = pair.partition("=")
+                    found.add(cookie.strip().strip('"'))
+            elif "token" in lower or "csrf" in lower:
+                found.add(value.strip())
+    return {secret for secret in found if len(secret) >= 8}
+
+
+def static_secrets(target: Target) -> set[str]:
+    basic = base64.b64encode(f"{target.login}:{target.password}".encode()).decode()
+    from airflow_bpm_provider.testing import demo, demo_bonita
+
+    return {target.password, basic, demo_bonita.TOKEN, demo.DEMO_TOKEN}
+
+
+# ---- judging one failed try ---------------------------------------------------------------------
+
+
+def names_where(exc: BaseException, target: Target, paths: set[str]) -> bool:
+    """The message names the system, the connection and a path this try requested."""
+    text = str(exc)
+    if target.system.lower() not in text.lower() or target.conn_id not in text:
+        return False
+    details = getattr(exc, "details", None) or []
+    parts = [text.split("\n  - ")[0], *details] if details else [text]
+    return all(_names_a_path(part, target, paths) for part in parts)
+
+
+def _names_a_path(text: str, target: Target, paths: set[str]) -> bool:
+    for token in PATH_TOKEN.findall(text):
+        token = token.split("?")[0].rstrip(".:;")
+        if len(token) < 4:
+            continue
+        for path in paths:
+            relative = path[len(target.base) :] if target.base and path.startswith(target.base) else path
+            if token in (path, relative) or (
+                len(token) > 8 and (path.endswith(token) or token.endswith(relative))
+            ):
+                return True
+    return False
+
+
+def judge_failure(exc: BaseException, target: Target, tally: Tally, paths: set[str]) -> None:
+    from airflow_bpm_provider.exceptions import BpmError
+
+    if not isinstance(exc, BpmError):
+        tally.not_bpm += 1
+        tally.example("not Bpm", f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
+    if not names_where(exc, target, paths):
+        tally.unnamed += 1
+        tally.example("unnamed", f"{type(exc).__name__}: {exc}")
+
+
+def count_secrets(text: str, secrets: set[str], tally: Tally) -> None:
+    leaked = sorted(secret for secret in secrets if secret in text)
+    if leaked:
+        tally.secrets += 1
+        secret = leaked[0]
+        at = text.find(secret)
+        tally.example("secret", f"{len(leaked)} secret(s), e.g. ...{text[max(0, at - 80) : at]}<SECRET>...")
+
+
+# ---- the two paths ------------------------------------------------------------------------------
+
+
+class Campaign:
+    def __init__(self, emu: Any, proxy: Any, targets: list[Target], *, tries: int, workdir: Path) -> None:
+        from airflow_bpm_provider.testing import task_tries
+
+        self.emu, self.proxy, self.targets, self.tries, self.workdir = emu, proxy, targets, tries, workdir
+        self.supervisor = task_tries.LocalSupervisor()
+        self.reference: dict[str, dict[str, str]] = {}  # conn_id -> relative path -> sha256
+
+    def try_once(
+        self, target: Target, tally: Tally, run: Callable[[dict[str, Any], int], Any], number: int
+    ) -> bool:
+        """One Airflow try: True when it succeeded. Judges its failure and its logs."""
+        mark = self.proxy.mark()
+        tally.tries += 1
+        error: BaseException | None = None
+        with capture_debug() as logged:
+            try:
+                run({}, number)
+            except Exception as exc:
+                error = exc
+            text = logged()
+        exchanges = self.proxy.exchanges_since(mark)
+        tally.faults.update(self.proxy.counts(mark))
+        secrets = static_secrets(target) | wire_secrets(exchanges)
+        if error is not None:
+            text += "".join(traceback.format_exception(error))
+            judge_failure(error, target, tally, {e.path for e in exchanges})
+        count_secrets(text, secrets, tally)
+        if error is None:
+            tally.ok_tries += 1
+        return error is None
+
+    def start_runs(self, target: Target, runs: int, deadline: float, seed: int) -> Tally:
+        from airflow.sdk import DAG
+
+        from airflow_bpm_provider.operators.process import BpmStartProcessOperator
+        from airflow_bpm_provider.testing import task_tries
+
+        tally = Tally(target.label, "start")
+        engine = self.emu.engine
+        for n in range(runs):
+            if time.monotonic() > deadline:
+                break
+            tally.runs += 1
+            run_id = f"chaos__{seed}__{n}"
+            key = f"chaos-{target.conn_id}-{seed}-{n}"
+            with engine.lock:
+                before = set(engine.instances)
+            mark = self.proxy.mark()
+
+            def run(_: dict[str, Any], try_number: int, run_id: str = run_id, key: str = key) -> Any:
+                with DAG(f"chaos_start_{target.conn_id}", schedule=None):
+                    op = BpmStartProcessOperator(
+                        task_id="start",
+                        bpm_conn_id=target.conn_id,
+                        process=target.process,
+                        variables=target.variables,
+                        business_key=key,
+                        start_options=target.start_options or None,
+                        retries=self.tries - 1,
+                    )
+                context = task_tries.context_for(self.supervisor, op, run_id=run_id, try_number=try_number)
+                return task_tries.run_try(op, context)
+
+            if not any(self.try_once(target, tally, run, t) for t in range(1, self.tries + 1)):
+                tally.failed_runs += 1
+            with engine.lock:
+                started = len([i for i in engine.instances if i not in before])
+            lost = sum(
+                1
+                for e in self.proxy.exchanges_since(mark)
+                if target.is_start(e.method, e.path) and e.answer_lost
+            )
+            extra = max(0, started - 1)
+            explained = min(extra, lost)
+            tally.lost_starts += explained
+            if extra - explained:
+                tally.dup_starts += extra - explained
+                tally.example(
+                    "dup", f"run {n}: {started} processes for key {key!r}, {lost} start answer(s) lost"
+                )
+        return tally
+
+    def export_reference(self, target: Target, digests: set[str]) -> None:
+        """A fault-free export straight from the emulator; each file's bytes must be the emulator's."""
+        from airflow_bpm_provider.hooks.registry import get_bpm_hook
+        from airflow_bpm_provider.transfer.export import export_process_files
+
+        folder = self.workdir / f"reference-{target.conn_id}"
+        with get_bpm_hook(target.conn_id + "_direct") as hook:
+            manifest = export_process_files(hook, str(folder), process_instance_ids=target.export_ids)
+        tree = read_tree(folder)
+        wrong = sorted(path for path, digest in tree.items() if digest not in digests)
+        if wrong or not tree or len(tree) != len([e for e in manifest if e["path"]]):
+            raise RuntimeError(
+                f"the fault-free export of {target.label} does not match the emulator: {wrong}"
+            )
+        self.reference[target.conn_id] = tree
+
+    def export_runs(self, target: Target, runs: int, deadline: float, seed: int) -> Tally:
+        from airflow.sdk import DAG
+
+        from airflow_bpm_provider.operators.files import BpmDownloadProcessFilesOperator
+        from airflow_bpm_provider.testing import task_tries
+
+        tally = Tally(target.label, "export")
+        expected = self.reference[target.conn_id]
+        for n in range(runs):
+            if time.monotonic() > deadline:
+                break
+            tally.runs += 1
+            run_id = f"chaos__{seed}__{n}"
+            folder = self.workdir / f"export-{target.conn_id}-{n}"
+
+            def run(_: dict[str, Any], try_number: int, run_id: str = run_id, folder: Path = folder) -> Any:
+                with DAG(f"chaos_export_{target.conn_id}", schedule=None):
+                    op = BpmDownloadProcessFilesOperator(
+                        task_id="export",
+                        bpm_conn_id=target.conn_id,
+                        process_instance_ids=target.export_ids,
+                        destination=str(folder),
+                        manifest_name=MANIFEST,
+                        retries=self.tries - 1,
+                    )
+                context = task_tries.context_for(self.supervisor, op, run_id=run_id, try_number=try_number)
+                return task_tries.run_try(op, context)
+
+            ok = False
+            for t in range(1, self.tries + 1):
+                ok = self.try_once(target, tally, run, t)
+                tree = read_tree(folder) if folder.exists() else {}
+                manifest = tree.pop(MANIFEST, None)
+                bad = sorted(path for path, digest in tree.items() if expected.get(path) != digest)
+                tally.corrupt += len(bad)
+                if bad:
+                    tally.example("corrupt", f"run {n} try {t}: {bad[:3]}")
+                if ok:
+                    if manifest is None:
+                        tally.missing += 1
+                        tally.example("missing", f"run {n}: the export succeeded without its manifest")
+                    break
+            tree = read_tree(folder) if folder.exists() else {}
+            absent = sorted(set(expected) - set(tree))
+            tally.missing += len(absent)
+            if absent:
+                tally.example("missing", f"run {n}: {absent[:3]}")
+            if not ok:
+                tally.failed_runs += 1
+            shutil.rmtree(folder, ignore_errors=True)
+        return tally
+
+
+def read_tree(folder: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under ``folder`` (hidden ones included)."""
+    out = {}
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            path = Path(dirpath, name)
+            out[path.relative_to(folder).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def emulator_digests(engine: Any) -> set[str]:
+    with engine.lock:
+        stored = [entry[2] for entry in engine.files.values()]
+        stored += [a.file for task in engine.tasks.values() for a in task.attachments if a.file is not None]
+    return {hashlib.sha256(s.read()).hexdigest() for s in stored}
+
+
+# ---- the campaign -------------------------------------------------------------------------------
+
+
+def run_campaign(
+    *,
+    runs: int,
+    rate: float,
+    seed: int,
+    tries: int = 3,
+    seconds: float = 240.0,
+    only: Sequence[str] = (),
+    paths: Sequence[str] = ("start", "export"),
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Every (connection type, path) cell, each given an equal share of ``seconds``."""
+    from airflow_bpm_provider.testing import task_tries
+    from airflow_bpm_provider.testing.fault_proxy import FaultProxy
+    from airflow_bpm_provider.testing.server import Emulator
+
+    started = time.monotonic()
+    env_before = dict(os.environ)
+    previous = None
+    workdir = Path(tempfile.mkdtemp(prefix="bpm-chaos-"))
+    emu = Emulator.start()
+    proxy = FaultProxy.start(emu.url, rate=0.0, seed=seed)
+    rows: list[Tally] = []
+    try:
+        targets = [t for t in build_targets(emu) if not only or any(o in t.label for o in only)]
+        for target in targets:
+            os.environ[f"AIRFLOW_CONN_{target.conn_id.upper()}"] = json.dumps(target.connection(proxy.url))
+            direct = target.connection(emu.url)
+            os.environ[f"AIRFLOW_CONN_{target.conn_id.upper()}_DIRECT"] = json.dumps(direct)
+        campaign = Campaign(emu, proxy, targets, tries=tries, workdir=workdir)
+        previous = task_tries.install(campaign.supervisor)
+        if "export" in paths:
+            digests = emulator_digests(emu.engine)
+            for target in targets:
+                campaign.export_reference(target, digests)
+        proxy.rate = rate
+        cells = [(t, p) for t in targets for p in paths]
+        for index, (target, path) in enumerate(cells):
+            left = seconds - (time.monotonic() - started)
+            deadline = time.monotonic() + max(1.0, left / (len(cells) - index))
+            cell = campaign.start_runs if path == "start" else campaign.export_runs
+            tally = cell(target, runs, deadline, seed)
+            rows.append(tally)
+            if progress:
+                progress(
+                    f"{target.label:<32} {path:<6} {tally.runs} runs, {sum(tally.faults.values())} faults"
+                )
+    finally:
+        proxy.rate = 0.0
+        if previous is not None:
+            task_tries.restore(previous)
+        proxy.stop()
+        emu.stop()
+        os.environ.clear()
+        os.environ.update(env_before)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return Report(rate, seed, tries, rows, time.monotonic() - started)
+
+
+COLUMNS = (
+    ("connection type", 32),
+    ("path", 6),
+    ("runs", 5),
+    ("tries", 5),
+    ("faults", 6),
+    ("ok/try", 7),
+    ("failed runs", 11),
+    ("dup starts", 10),
+    ("lost", 4),
+    ("corrupt", 7),
+    ("missing", 7),
+    ("not Bpm", 7),
+    ("unnamed", 7),
+    ("secrets", 7),
+)
+
+
+def format_report(report: Report) -> str:
+    lines = [
+        f"Fault campaign: {report.rate:.0%} of requests faulted, seed {report.seed}, up to {report.tries} "
+        f"Airflow tries per run, {report.seconds:.0f} s",
+        "",
+        "  ".join(
+            f"{name:>{width}}" if i > 1 else f"{name:<{width}}" for i, (name, width) in enumerate(COLUMNS)
+        ),
+    ]
+    for row in report.rows:
+        values = [
+            row.label,
+            row.path,
+            row.runs,
+            row.tries,
+            sum(row.faults.values()),
+            f"{row.ok_per_try:.1%}",
+            row.failed_runs,
+            row.dup_starts if row.path == "start" else "-",
+            row.lost_starts if row.path == "start" else "-",
+            row.corrupt if row.path == "export" else "-",
+            row.missing if row.path == "export" else "-",
+            row.not_bpm,
+            row.unnamed,
+            row.secrets,
+        ]
+        lines.append(
+            "  ".join(
+                f"{value:<{width}}" if i < 2 else f"{value!s:>{width}}"
+                for i, (value, (_, width)) in enumerate(zip(values, COLUMNS, strict=True))
+            )
+        )
+    kinds: Counter[str] = Counter()
+    for row in report.rows:
+        kinds.update(row.faults)
+    lines += ["", "faults injected: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))]
+    lines.append(
+        "lost = extra processes after a start whose answer the proxy dropped after the server acted "
+        "(reported, not judged)"
+    )
+    examples = [
+        (row, kind, text) for row in report.rows for kind, texts in row.examples.items() for text in texts
+    ]
+    if examples:
+        lines += ["", "examples:"]
+        lines += [f"  [{row.label} {row.path}] {kind}: {text}" for row, kind, text in examples]
+    problems = report.problems()
+    lines += ["", "FAILED: " + "; ".join(problems) if problems else "OK: every bad figure is 0"]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=25, help="runs per connection type and path (default 25)")
+    parser.add_argument(
+        "--rate", type=float, default=TARGET_RATE, help="share of requests faulted (default 0.10)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the fault sequence (default 1)")
+    parser.add_argument("--tries", type=int, default=3, help="Airflow tries per run (retries + 1, default 3)")
+    parser.add_argument(
+        "--time", type=float, default=240.0, help="seconds for the whole campaign (default 240)"
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], help="connection types whose label contains this"
+    )
+    parser.add_argument("--path", action="append", choices=("start", "export"), default=None)
+    args = parser.parse_args(argv)
+    report = run_campaign(
+        runs=args.runs,
+        rate=args.rate,
+        seed=args.seed,
+        tries=args.tries,
+        seconds=args.time,
+        only=args.only,
+        paths=args.path or ("start", "export"),
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(format_report(report), flush=True)
+    return 1 if report.problems() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
