@@ -54,6 +54,8 @@ SUCCESS_PER_TRY = 0.99
 TARGET_RATE = 0.10  # the success target holds at this fault rate (issue 9)
 DEBUG_LOGGERS = ("", "requests", "urllib3", "httpx", "httpcore", "airflow_bpm_provider", "airflow.task")
 MANIFEST = "manifest.json"
+# "start/after": one run per forced fault on the first or second call after the server started it
+PATHS = ("start", "start/after", "export")
 PATH_TOKEN = re.compile(r"/[^\s'\"\]\[,)(]+")
 
 
@@ -87,6 +89,21 @@ class Target:
 
     def is_start(self, method: str, path: str) -> bool:
         return method == "POST" and bool(self.start_path.search(path))
+
+
+AFTER_START = (("reset", None), ("truncate", None), ("5xx", 500), ("lost", None))
+
+
+def after_start_scenarios(target: Target) -> list[Callable[[Any], None]]:
+    """One fault on the first, then the second, request after the server started the process."""
+    after = "^POST .*" + target.start_path.pattern
+    return [
+        lambda proxy, kind=kind, status=status, skip=skip: proxy.force(
+            kind, status=status, after=after, skip=skip
+        )
+        for skip in (0, 1)
+        for kind, status in AFTER_START
+    ]
 
 
 def build_targets(emu: Any) -> list[Target]:
@@ -272,6 +289,7 @@ class Report:
     tries: int
     rows: list[Tally]
     seconds: float
+    proxy_errors: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
         """Why the campaign fails; empty when every bad figure is 0 and exports meet the target."""
@@ -286,6 +304,9 @@ class Report:
                     f"{row.label} export: {row.ok_per_try:.1%} of tries succeeded "
                     f"(target {SUCCESS_PER_TRY:.0%})"
                 )
+        out += [
+            f"the fault proxy failed (a campaign bug, not the client's): {e}" for e in self.proxy_errors[:3]
+        ]
         if self.rate > 0 and not sum(sum(row.faults.values()) for row in self.rows):
             out.append("no fault was injected: the campaign measured nothing")
         return out
@@ -318,13 +339,30 @@ def capture_debug() -> Iterator[Callable[[], str]]:
     root = logging.getLogger()
     root.addHandler(handler)
     out, err = io.StringIO(), io.StringIO()
+    structlog_config = _structlog_at_debug()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             yield lambda: "\n".join(handler.records) + out.getvalue() + err.getvalue()
     finally:
+        if structlog_config is not None:
+            import structlog
+
+            structlog.configure(**structlog_config)
         root.removeHandler(handler)
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+def _structlog_at_debug() -> dict[str, Any] | None:
+    """Let Airflow's structured loggers (an operator's ``self.log``) emit DEBUG; returns the old config."""
+    try:
+        import structlog
+        from airflow.sdk._shared.logging.structlog import AirflowBoundLoggerFilteringAtDebug
+    except ImportError:  # another Airflow layout: its loggers keep their level
+        return None
+    old = structlog.get_config()
+    structlog.configure(wrapper_class=AirflowBoundLoggerFilteringAtDebug)
+    return {"wrapper_class": old["wrapper_class"]}
 
 
 def wire_secrets(exchanges: Sequence[Any]) -> set[str]:
@@ -410,17 +448,24 @@ class Campaign:
         self.emu, self.proxy, self.targets, self.tries, self.workdir = emu, proxy, targets, tries, workdir
         self.supervisor = task_tries.LocalSupervisor()
         self.reference: dict[str, dict[str, str]] = {}  # conn_id -> relative path -> sha256
+        self.run_id = "chaos"
 
-    def try_once(
-        self, target: Target, tally: Tally, run: Callable[[dict[str, Any], int], Any], number: int
-    ) -> bool:
-        """One Airflow try: True when it succeeded. Judges its failure and its logs."""
+    def try_once(self, target: Target, tally: Tally, prepare: Callable[[int], Any], number: int) -> bool:
+        """One Airflow try: True when it succeeded. Judges its failure and its logs.
+
+        ``prepare`` builds the operator as a DAG file would (not judged: an error there is the
+        campaign's own and stops it); only ``execute`` is judged.
+        """
+        from airflow_bpm_provider.testing import task_tries
+
+        operator = prepare(number)
+        context = task_tries.context_for(self.supervisor, operator, run_id=self.run_id, try_number=number)
         mark = self.proxy.mark()
         tally.tries += 1
         error: BaseException | None = None
         with capture_debug() as logged:
             try:
-                run({}, number)
+                task_tries.run_try(operator, context)
             except Exception as exc:
                 error = exc
             text = logged()
@@ -435,27 +480,41 @@ class Campaign:
             tally.ok_tries += 1
         return error is None
 
-    def start_runs(self, target: Target, runs: int, deadline: float, seed: int) -> Tally:
+    def start_runs(
+        self,
+        target: Target,
+        runs: int,
+        deadline: float,
+        seed: int,
+        *,
+        operator: type | None = None,
+        scenarios: Sequence[Callable[[Any], None]] = (),
+        path: str = "start",
+    ) -> Tally:
+        """``runs`` runs at the proxy's rate, or one run per scenario (each arms a forced fault)."""
         from airflow.sdk import DAG
 
         from airflow_bpm_provider.operators.process import BpmStartProcessOperator
-        from airflow_bpm_provider.testing import task_tries
 
-        tally = Tally(target.label, "start")
+        operator = operator or BpmStartProcessOperator
+        tally = Tally(target.label, path)
         engine = self.emu.engine
-        for n in range(runs):
+        for n in range(len(scenarios) or runs):
             if time.monotonic() > deadline:
                 break
             tally.runs += 1
-            run_id = f"chaos__{seed}__{n}"
-            key = f"chaos-{target.conn_id}-{seed}-{n}"
+            self.proxy.clear_rules()
+            if scenarios:
+                scenarios[n](self.proxy)
+            run_id = f"chaos__{path.replace('/', '_')}__{seed}__{n}"
+            key = f"chaos-{target.conn_id}-{path}-{seed}-{n}"
             with engine.lock:
                 before = set(engine.instances)
             mark = self.proxy.mark()
 
-            def run(_: dict[str, Any], try_number: int, run_id: str = run_id, key: str = key) -> Any:
-                with DAG(f"chaos_start_{target.conn_id}", schedule=None):
-                    op = BpmStartProcessOperator(
+            def prepare(_: int, key: str = key) -> Any:
+                with DAG(f"chaos_{path}_{target.conn_id}".replace("/", "_"), schedule=None):
+                    return operator(
                         task_id="start",
                         bpm_conn_id=target.conn_id,
                         process=target.process,
@@ -464,11 +523,11 @@ class Campaign:
                         start_options=target.start_options or None,
                         retries=self.tries - 1,
                     )
-                context = task_tries.context_for(self.supervisor, op, run_id=run_id, try_number=try_number)
-                return task_tries.run_try(op, context)
 
-            if not any(self.try_once(target, tally, run, t) for t in range(1, self.tries + 1)):
+            self.run_id = run_id
+            if not any(self.try_once(target, tally, prepare, t) for t in range(1, self.tries + 1)):
                 tally.failed_runs += 1
+            self.proxy.clear_rules()
             with engine.lock:
                 started = len([i for i in engine.instances if i not in before])
             lost = sum(
@@ -502,12 +561,14 @@ class Campaign:
             )
         self.reference[target.conn_id] = tree
 
-    def export_runs(self, target: Target, runs: int, deadline: float, seed: int) -> Tally:
+    def export_runs(
+        self, target: Target, runs: int, deadline: float, seed: int, *, operator: type | None = None
+    ) -> Tally:
         from airflow.sdk import DAG
 
         from airflow_bpm_provider.operators.files import BpmDownloadProcessFilesOperator
-        from airflow_bpm_provider.testing import task_tries
 
+        operator = operator or BpmDownloadProcessFilesOperator
         tally = Tally(target.label, "export")
         expected = self.reference[target.conn_id]
         for n in range(runs):
@@ -517,9 +578,9 @@ class Campaign:
             run_id = f"chaos__{seed}__{n}"
             folder = self.workdir / f"export-{target.conn_id}-{n}"
 
-            def run(_: dict[str, Any], try_number: int, run_id: str = run_id, folder: Path = folder) -> Any:
+            def prepare(_: int, folder: Path = folder) -> Any:
                 with DAG(f"chaos_export_{target.conn_id}", schedule=None):
-                    op = BpmDownloadProcessFilesOperator(
+                    return operator(
                         task_id="export",
                         bpm_conn_id=target.conn_id,
                         process_instance_ids=target.export_ids,
@@ -527,12 +588,11 @@ class Campaign:
                         manifest_name=MANIFEST,
                         retries=self.tries - 1,
                     )
-                context = task_tries.context_for(self.supervisor, op, run_id=run_id, try_number=try_number)
-                return task_tries.run_try(op, context)
 
+            self.run_id = run_id
             ok = False
             for t in range(1, self.tries + 1):
-                ok = self.try_once(target, tally, run, t)
+                ok = self.try_once(target, tally, prepare, t)
                 tree = read_tree(folder) if folder.exists() else {}
                 manifest = tree.pop(MANIFEST, None)
                 bad = sorted(path for path, digest in tree.items() if expected.get(path) != digest)
@@ -583,7 +643,7 @@ def run_campaign(
     tries: int = 3,
     seconds: float = 240.0,
     only: Sequence[str] = (),
-    paths: Sequence[str] = ("start", "export"),
+    paths: Sequence[str] = PATHS,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Every (connection type, path) cell, each given an equal share of ``seconds``."""
@@ -615,12 +675,20 @@ def run_campaign(
         for index, (target, path) in enumerate(cells):
             left = seconds - (time.monotonic() - started)
             deadline = time.monotonic() + max(1.0, left / (len(cells) - index))
-            cell = campaign.start_runs if path == "start" else campaign.export_runs
-            tally = cell(target, runs, deadline, seed)
+            if path == "start":
+                tally = campaign.start_runs(target, runs, deadline, seed)
+            elif path == "export":
+                tally = campaign.export_runs(target, runs, deadline, seed)
+            else:  # forced faults only, so each run shows what one fault there does
+                proxy.rate = 0.0
+                tally = campaign.start_runs(
+                    target, runs, deadline, seed, scenarios=after_start_scenarios(target), path=path
+                )
+                proxy.rate = rate
             rows.append(tally)
             if progress:
                 progress(
-                    f"{target.label:<32} {path:<6} {tally.runs} runs, {sum(tally.faults.values())} faults"
+                    f"{target.label:<32} {path:<11} {tally.runs} runs, {sum(tally.faults.values())} faults"
                 )
     finally:
         proxy.rate = 0.0
@@ -631,12 +699,12 @@ def run_campaign(
         os.environ.clear()
         os.environ.update(env_before)
         shutil.rmtree(workdir, ignore_errors=True)
-    return Report(rate, seed, tries, rows, time.monotonic() - started)
+    return Report(rate, seed, tries, rows, time.monotonic() - started, list(proxy.errors))
 
 
 COLUMNS = (
     ("connection type", 32),
-    ("path", 6),
+    ("path", 11),
     ("runs", 5),
     ("tries", 5),
     ("faults", 6),
@@ -670,8 +738,8 @@ def format_report(report: Report) -> str:
             sum(row.faults.values()),
             f"{row.ok_per_try:.1%}",
             row.failed_runs,
-            row.dup_starts if row.path == "start" else "-",
-            row.lost_starts if row.path == "start" else "-",
+            row.dup_starts if row.path != "export" else "-",
+            row.lost_starts if row.path != "export" else "-",
             row.corrupt if row.path == "export" else "-",
             row.missing if row.path == "export" else "-",
             row.not_bpm,
@@ -717,7 +785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", default=[], help="connection types whose label contains this"
     )
-    parser.add_argument("--path", action="append", choices=("start", "export"), default=None)
+    parser.add_argument("--path", action="append", choices=PATHS, default=None, help="default: all")
     args = parser.parse_args(argv)
     report = run_campaign(
         runs=args.runs,
@@ -726,7 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tries=args.tries,
         seconds=args.time,
         only=args.only,
-        paths=args.path or ("start", "export"),
+        paths=args.path or PATHS,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     print(format_report(report), flush=True)

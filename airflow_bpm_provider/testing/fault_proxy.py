@@ -5,6 +5,7 @@ from airflow_bpm_provider.testing.fault_proxy import FaultProxy
 
 with Emulator.start() as emu, FaultProxy.start(emu.url, rate=0.1, seed=7) as proxy:
     ...  # point connections at proxy.url instead of emu.url
+    proxy.force("reset", after="^POST .*/ProcessInstance/start$")  # break the call after a start
     print(proxy.counts())   # every fault injected, by kind
 
 A chosen share of requests (seeded, so a run can be repeated) gets one fault:
@@ -31,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import random
+import re
 import socket
 import struct
 import sys
@@ -78,11 +80,24 @@ class Exchange:
     delivered: bool = False  # the client got the server's whole answer
     request_headers: tuple[tuple[str, str], ...] = ()
     reply_headers: tuple[tuple[str, str], ...] = ()  # the server's, as it sent them
+    finished: bool = field(default=False, compare=False)  # the proxy is done with it
 
     @property
     def answer_lost(self) -> bool:
         """The server received the request and answered, but the client never saw that answer."""
         return self.forwarded and self.status is not None and not self.delivered
+
+
+@dataclass
+class _Rule:
+    kind: str
+    path_contains: str
+    method: str | None
+    times: int
+    status: int | None
+    after: re.Pattern[str] | None  # armed by a request whose "METHOD /path" matches (then ``skip`` pass)
+    skip: int
+    armed: bool
 
 
 @dataclass
@@ -141,12 +156,15 @@ class FaultProxy:
         self._upstream_port = parts.port or 80
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
         self._exchanges: list[Exchange] = []
+        self._rules: list[_Rule] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
         self._clients: set[asyncio.Task[Any]] = set()
         self.connections = 0  # client connections accepted: keep-alive reuse shows as few
+        self.errors: list[str] = []  # tracebacks of the proxy's own failures (none expected)
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -218,45 +236,105 @@ class FaultProxy:
 
     # ---- what happened ------------------------------------------------------------------------
 
-    def exchanges(self) -> list[Exchange]:
-        with self._lock:
-            return list(self._exchanges)
+    def exchanges(self, settle: float = 2.0) -> list[Exchange]:
+        return self.exchanges_since(0, settle)
 
     def mark(self) -> int:
         """A position in the record, to read only what came after it with ``exchanges_since``."""
         with self._lock:
             return len(self._exchanges)
 
-    def exchanges_since(self, mark: int) -> list[Exchange]:
-        with self._lock:
+    def exchanges_since(self, mark: int, settle: float = 2.0) -> list[Exchange]:
+        """The exchanges after ``mark``, once the proxy is done with each (waiting ``settle`` s at most).
+
+        A client may hold the last byte of an answer a moment before the proxy records it as delivered.
+        """
+        with self._settled:
+            self._settled.wait_for(lambda: all(e.finished for e in self._exchanges[mark:]), timeout=settle)
             return self._exchanges[mark:]
 
     def counts(self, since: int = 0) -> Counter[str]:
         """Faults injected, by kind."""
-        return Counter(e.fault for e in self.exchanges_since(since) if e.fault is not None)
+        with self._lock:
+            return Counter(e.fault for e in self._exchanges[since:] if e.fault is not None)
 
     # ---- the decision -------------------------------------------------------------------------
 
-    def _decide(self) -> _Decision:
+    def force(
+        self,
+        kind: str,
+        path_contains: str = "",
+        *,
+        method: str | None = None,
+        times: int = 1,
+        status: int | None = None,
+        after: str | None = None,
+        skip: int = 0,
+    ) -> None:
+        """Fault the next ``times`` requests whose path contains ``path_contains``, whatever the rate.
+
+        With ``after`` (a regular expression searched in ``"METHOD /path"``), only once such a
+        request has passed, and then ``skip`` more: ``force("reset", after="^POST .*/start$")``
+        breaks the call that follows a start.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(KINDS)}")
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status}")
+        pattern = re.compile(after) if after is not None else None
+        rule = _Rule(
+            kind, path_contains, method.upper() if method else None, times, status, pattern, skip, not after
+        )
+        with self._lock:
+            self._rules.append(rule)
+
+    def clear_rules(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def _forced(self, method: str, path: str) -> _Rule | None:
+        fired = None
+        for rule in list(self._rules):
+            if not rule.armed:
+                if rule.after is not None and rule.after.search(f"{method} {path}"):
+                    rule.armed = True
+                continue
+            if fired is not None or rule.path_contains not in path or rule.method not in (None, method):
+                continue
+            if rule.skip > 0:
+                rule.skip -= 1
+                continue
+            rule.times -= 1
+            if rule.times <= 0:
+                self._rules.remove(rule)
+            fired = rule
+        return fired
+
+    def _decide(self, method: str, path: str) -> _Decision:
         with self._lock:
             rng = self._rng
             # Draw the same numbers whatever the outcome, so one seed gives one sequence of faults.
             roll, pick, status, retry_after, delay, cut = (rng.random() for _ in range(6))
+            rule = self._forced(method, path)
             weights = {k: w for k, w in self.weights.items() if w > 0}
-            if roll >= self.rate or not weights:
+            if rule is None and (roll >= self.rate or not weights):
                 return _Decision(None)
-            kinds, values = zip(*sorted(weights.items()), strict=True)
+            kinds, values = zip(*sorted(weights.items()), strict=True) if weights else ((), ())
             total = sum(values)
-            kind, acc = kinds[-1], 0.0
+            kind, acc = kinds[-1] if kinds else LATENCY, 0.0
             for name, weight in zip(kinds, values, strict=True):
                 acc += weight / total
                 if pick < acc:
                     kind = name
                     break
+            if rule is not None:
+                kind = rule.kind
             low, high = self.latency
             return _Decision(
                 kind,
-                status=STATUSES[int(status * len(STATUSES)) % len(STATUSES)],
+                status=rule.status
+                if rule is not None and rule.status is not None
+                else STATUSES[int(status * len(STATUSES)) % len(STATUSES)],
                 retry_after=self.retry_after[int(retry_after * len(self.retry_after)) % len(self.retry_after)]
                 if self.retry_after
                 else None,
@@ -264,9 +342,9 @@ class FaultProxy:
                 cut=cut,
             )
 
-    def _record(self, method: str, path: str) -> Exchange:
+    def _record(self, method: str, target: str) -> Exchange:
         with self._lock:
-            exchange = Exchange(len(self._exchanges) + 1, method, path)
+            exchange = Exchange(len(self._exchanges) + 1, method, urlsplit(target).path)
             self._exchanges.append(exchange)
             return exchange
 
@@ -284,13 +362,24 @@ class FaultProxy:
                 if head is None:
                     return
                 body = await _read_request_body(reader, head)
-                keep_open = await self._exchange(head, body, writer, upstream)
+                exchange = self._record(*_request_line(head))
+                try:
+                    keep_open = await self._exchange(exchange, head, body, writer, upstream)
+                finally:
+                    with self._settled:
+                        exchange.finished = True
+                        self._settled.notify_all()
                 if not keep_open:
                     return
         except (ProtocolError, ConnectionError, asyncio.IncompleteReadError, OSError):
             return
         except asyncio.CancelledError:
             return
+        except Exception:  # the proxy's own bug: recorded, so a campaign cannot blame the client
+            import traceback
+
+            with self._lock:
+                self.errors.append(traceback.format_exc())
         finally:
             self._clients.discard(task)
             upstream.close()
@@ -298,13 +387,12 @@ class FaultProxy:
                 writer.close()
 
     async def _exchange(
-        self, head: _Head, body: bytes, client: asyncio.StreamWriter, upstream: _Upstream
+        self, exchange: Exchange, head: _Head, body: bytes, client: asyncio.StreamWriter, upstream: _Upstream
     ) -> bool:
         """Answer one request; False when the client's connection must close afterwards."""
-        method, target = _request_line(head)
-        exchange = self._record(method, urlsplit(target).path)
+        method = exchange.method
         exchange.request_headers = tuple(head.headers)
-        decision = self._decide()
+        decision = self._decide(method, exchange.path)
         exchange.fault = decision.kind
         client_wants_close = head.has_token("connection", "close")
 
