@@ -7,6 +7,8 @@ small Retry-After, latency spikes, answers lost after the server acted). For eac
 - start: ``BpmStartProcessOperator`` with a business key, its failed tries run again as Airflow
   runs a task's retries (``--tries``, a fresh operator and task instance per try, one task state
   store per run); afterwards the processes this run started are counted on the emulator's engine
+- start/after: the same, with no random faults, once per forced fault (reset, truncation, 500,
+  lost answer) on the first, then the second request after the server started the process
 - export: ``BpmDownloadProcessFilesOperator`` over the demo processes' files, into one folder per
   run, tried the same way; the folder is compared, file by file, with a fault-free export whose
   bytes were checked against the emulator's own
@@ -95,14 +97,14 @@ class Target:
 AFTER_START = (("reset", None), ("truncate", None), ("5xx", 500), ("lost", None))
 
 
-def after_start_scenarios(target: Target) -> list[Callable[[Any], None]]:
-    """One fault on the first, then the second, request after the server started the process."""
+def after_start_scenarios(target: Target, skips: Sequence[int] = (0, 1)) -> list[Callable[[Any], None]]:
+    """One fault on the first (skip 0), then the second, request after the server started the process."""
     after = "^POST .*" + target.start_path.pattern
     return [
         lambda proxy, kind=kind, status=status, skip=skip: proxy.force(
             kind, status=status, after=after, skip=skip
         )
-        for skip in (0, 1)
+        for skip in skips
         for kind, status in AFTER_START
     ]
 
@@ -282,9 +284,12 @@ class Tally:
     def bad(self) -> int:
         return self.dup_starts + self.corrupt + self.missing + self.not_bpm + self.unnamed + self.secrets
 
-    def example(self, kind: str, text: str) -> None:
+    def example(self, kind: str, text: str, secrets: set[str] = frozenset()) -> None:
+        """Keep one text of each kind to show; the table never repeats a secret it found."""
         found = self.examples.setdefault(kind, [])
-        if len(found) < 3:
+        if len(found) < 1:
+            for secret in sorted(secrets, key=len, reverse=True):
+                text = text.replace(secret, "<SECRET>")
             found.append(" ".join(text.split())[:300])
 
 
@@ -442,24 +447,27 @@ def _names_a_path(text: str, target: Target, paths: set[str]) -> bool:
     return False
 
 
-def judge_failure(exc: BaseException, target: Target, tally: Tally, paths: set[str]) -> None:
+def judge_failure(
+    exc: BaseException, target: Target, tally: Tally, paths: set[str], secrets: set[str]
+) -> None:
     from airflow_bpm_provider.exceptions import BpmError
 
     if not isinstance(exc, BpmError):
         tally.not_bpm += 1
-        tally.example("not Bpm", f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
+        tally.example("not Bpm", f"{type(exc).__module__}.{type(exc).__name__}: {exc}", secrets)
     if not names_where(exc, target, paths):
         tally.unnamed += 1
-        tally.example("unnamed", f"{type(exc).__name__}: {exc}")
+        tally.example("unnamed", f"{type(exc).__name__}: {exc}", secrets)
 
 
 def count_secrets(text: str, secrets: set[str], tally: Tally) -> None:
     leaked = sorted(secret for secret in secrets if secret in text)
     if leaked:
         tally.secrets += 1
-        secret = leaked[0]
-        at = text.find(secret)
-        tally.example("secret", f"{len(leaked)} secret(s), e.g. ...{text[max(0, at - 80) : at]}<SECRET>...")
+        at = text.find(leaked[0])
+        tally.example(
+            "secret", f"{len(leaked)} secret(s), e.g. ...{text[max(0, at - 80) : at + 100]}", secrets
+        )
 
 
 # ---- the two paths ------------------------------------------------------------------------------
@@ -501,7 +509,7 @@ class Campaign:
         secrets = static_secrets(target) | wire_secrets(exchanges)
         if error is not None:
             text += "".join(traceback.format_exception(error))
-            judge_failure(error, target, tally, {e.path for e in exchanges})
+            judge_failure(error, target, tally, {e.path for e in exchanges}, secrets)
         count_secrets(text, secrets, tally)
         if error is None:
             tally.ok_tries += 1
@@ -698,7 +706,8 @@ def open_campaign(
     emu = Emulator.start()
     proxy = FaultProxy.start(emu.url, rate=0.0, seed=seed)
     try:
-        targets = [t for t in build_targets(emu) if not only or any(o in t.label for o in only)]
+        with capture_debug():  # seeding logs nothing worth judging
+            targets = [t for t in build_targets(emu) if not only or any(o in t.label for o in only)]
         for target in targets:
             os.environ[f"AIRFLOW_CONN_{target.conn_id.upper()}"] = json.dumps(target.connection(proxy.url))
             direct = target.connection(emu.url)
@@ -707,8 +716,9 @@ def open_campaign(
         previous = task_tries.install(campaign.supervisor)
         if references:
             digests = emulator_digests(emu.engine)
-            for target in targets:
-                campaign.export_reference(target, digests)
+            with capture_debug():  # the fault-free reference is not judged: keep its log out of the table
+                for target in targets:
+                    campaign.export_reference(target, digests)
         yield campaign
     finally:
         proxy.rate = 0.0
@@ -730,6 +740,7 @@ def run_campaign(
     seconds: float = 240.0,
     only: Sequence[str] = (),
     paths: Sequence[str] = PATHS,
+    after_skips: Sequence[int] = (0, 1),
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Every (connection type, path) cell; no new round of runs starts after ``seconds``."""
@@ -744,7 +755,7 @@ def run_campaign(
             proxy.rate = 0.0
             for target in campaign.targets:
                 tally = rows[(target.label, "start/after")]
-                for n, scenario in enumerate(after_start_scenarios(target)):
+                for n, scenario in enumerate(after_start_scenarios(target, after_skips)):
                     campaign.start_run(target, tally, n, seed, scenario=scenario)
                 report_progress(progress, tally)
             proxy.rate = rate

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_bpm_provider.exceptions import BpmError
+from airflow_bpm_provider.exceptions import BpmError, BpmTransferError
 from airflow_bpm_provider.operators.files import BpmDownloadProcessFilesOperator
 from airflow_bpm_provider.operators.process import BpmStartProcessOperator
 from airflow_bpm_provider.testing.fault_proxy import KINDS
@@ -99,10 +99,31 @@ def test_chaos_short_counts_raw_errors_unnamed_failures_and_leaked_secrets(campa
     assert (tally.runs, tally.tries, tally.ok_tries, tally.failed_runs) == (1, 3, 0, 1)  # Airflow's 3 tries
     assert (tally.not_bpm, tally.unnamed, tally.secrets) == (3, 3, 3)
 
+    table = chaos.format_report(chaos.Report(0.0, 12, 3, [tally], 1.0))
+    assert "secret" in table and target.password not in table  # the table never repeats a secret
+
     named = campaign.start_runs(target, 1, math.inf, 13, operator=RaisesANamedBpmError)
     assert (named.tries, named.failed_runs) == (3, 1)
     assert (named.not_bpm, named.unnamed, named.secrets) == (0, 0, 0)
     assert named.dup_starts == 0  # the business key finds the first try's process
+
+
+def test_chaos_short_an_error_listing_failures_names_system_and_connection_and_each_a_path(campaign):
+    target = campaign.target("yuuvis")
+    where = {"system": "yuuvis Momentum", "conn_id": target.conn_id}
+    requested = {"/dms/objects/7/contents/file"}
+    per_file = "file 'a.pdf' of process 1: GET /dms/objects/7/contents/file broke off"
+
+    assert chaos.names_where(
+        BpmTransferError("export incomplete", **where, details=[per_file]), target, requested
+    )
+    assert not chaos.names_where(BpmTransferError("export incomplete", details=[per_file]), target, requested)
+    assert not chaos.names_where(
+        BpmTransferError("export incomplete", **where, details=[per_file, "file 'b.pdf': broke off"]),
+        target,
+        requested,
+    )
+    assert not chaos.names_where(ValueError("GET /dms/objects/7/contents/file"), target, requested)
 
 
 def test_chaos_short_counts_corrupt_and_missing_files(campaign):
@@ -148,7 +169,7 @@ def test_chaos_short_proxy_faults_reach_the_table(campaign):
 
 
 def test_chaos_short_zero_bad_figures():
-    report = chaos.run_campaign(runs=2, rate=0.10, seed=9, seconds=40)
+    report = chaos.run_campaign(runs=2, rate=0.10, seed=9, seconds=30, after_skips=(0,))
     table = chaos.format_report(report)
     print(table)
 
