@@ -762,7 +762,7 @@ def run_campaign(
         # Then run n of every cell before run n + 1 of any, so a time limit cuts every cell alike.
         random_paths = [p for p in ("start", "export") if p in paths]
         for n in range(runs):
-            if time.monotonic() > deadline:
+            if n and time.monotonic() > deadline:  # one round at least, however slow the machine
                 break
             for target in campaign.targets:
                 for path in random_paths:
