@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench chaos clean
 
 $(STAMP): constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# The fault campaign alone (bench/run.py runs it too): RUNS/RATE/SEED, e.g. `make chaos RATE=0.12`.
+chaos: install
+	$(BIN)/python bench/chaos.py --runs $(or $(RUNS),20) --rate $(or $(RATE),0.10) --seed $(or $(SEED),1)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
