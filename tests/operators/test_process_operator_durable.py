@@ -8,6 +8,7 @@ keeps the store's rows across tries as the API server does for one task instance
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from typing import Any
 
 import airflow_runtime
 import pytest
+from airflow.providers.common.compat._resumable_job_mixin import ResumableJobMixin as StandInMixin
 from airflow.sdk import DAG
 from airflow.sdk._shared.state import TaskScope
-from airflow.sdk.exceptions import ErrorType
+from airflow.sdk.exceptions import ErrorType, TaskDeferred
 from airflow.sdk.execution_time import comms
 from airflow.sdk.execution_time.context import TaskStateStoreAccessor
 from airflow_runtime import context_for, run
@@ -178,10 +180,17 @@ def system(request, monkeypatch) -> Iterator[System]:
         emu.stop()
 
 
-def one_try(system: System, store: StoringSupervisor, try_number: int, **kwargs: Any) -> Any:
+def one_try(
+    system: System,
+    store: StoringSupervisor,
+    try_number: int,
+    *,
+    operator: type[BpmStartProcessOperator] = BpmStartProcessOperator,
+    **kwargs: Any,
+) -> Any:
     """A new try of the task: a fresh operator and context on the same task state store."""
     with DAG("bpm_durable", schedule=None):
-        op = BpmStartProcessOperator(
+        op = operator(
             task_id="start",
             bpm_conn_id=CONN_ID,
             process=system.process,
@@ -234,6 +243,19 @@ def test_a_worker_that_dies_right_after_the_start_answered_is_resumed(system, st
         assert instance.title == business_key  # saved by the second try: the first died before it
 
 
+def test_a_deferred_wait_after_a_dead_worker_waits_for_the_same_instance(system, store):
+    store.die_after_storing = INSTANCE_ID_KEY
+    with pytest.raises(WorkerDied):
+        one_try(system, store, 1, business_key="K-defer", wait_for_completion=True, deferrable=True)
+    (instance,) = system.instances()
+
+    with pytest.raises(TaskDeferred) as deferred:
+        one_try(system, store, 2, business_key="K-defer", wait_for_completion=True, deferrable=True)
+
+    assert deferred.value.trigger.process_instance_id == str(instance.id)
+    assert len(system.instances()) == 1
+
+
 def test_several_untitled_candidates_fail_clearly_instead_of_guessing(system, store):
     system.emu.lose.append(system.start)
     with pytest.raises(BpmError):
@@ -254,13 +276,34 @@ def one_try_elsewhere(system: System) -> str:
         return hook.start_process(system.process, variables=system.variables).id
 
 
-def test_a_lost_answer_and_no_task_state_store_falls_back_to_the_business_key(system, store):
+def operator_on_old_airflow(monkeypatch) -> type[BpmStartProcessOperator]:
+    """The operator as Airflow below 3.3 builds it: the compat module hands out its stand-in."""
+    import airflow.providers.common.compat.sdk as compat_sdk
+
+    from airflow_bpm_provider.operators import process
+
+    spec = importlib.util.spec_from_file_location("process_on_old_airflow", process.__file__)
+    module = importlib.util.module_from_spec(spec)
+    with monkeypatch.context() as patch:
+        patch.setattr(compat_sdk, "ResumableJobMixin", StandInMixin, raising=False)
+        spec.loader.exec_module(module)
+    assert StandInMixin in module.BpmStartProcessOperator.__mro__
+    return module.BpmStartProcessOperator
+
+
+@pytest.mark.parametrize("old_airflow", [True, False], ids=["stand-in", "durable-off"])
+def test_a_lost_answer_and_no_task_state_store_falls_back_to_the_business_key(
+    system, store, old_airflow, logs, monkeypatch
+):
+    operator = operator_on_old_airflow(monkeypatch) if old_airflow else BpmStartProcessOperator
+    kwargs = {} if old_airflow else {"durable": False}
     system.emu.lose.append(system.start)
     with pytest.raises(BpmError):
-        one_try(system, store, 1, business_key="K-fallback", durable=False)
+        one_try(system, store, 1, business_key="K-fallback", operator=operator, **kwargs)
     assert store.state == {}
+    assert "a retry finds this try's instance only by business key 'K-fallback'" in logs()
 
-    instance_id, _ = one_try(system, store, 2, business_key="K-fallback", durable=False)
+    instance_id, _ = one_try(system, store, 2, business_key="K-fallback", operator=operator, **kwargs)
 
     instances = system.instances()
     if system.name == "questetra":
