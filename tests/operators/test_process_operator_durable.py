@@ -15,16 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import airflow_runtime
+import memory_bpm
 import pytest
 from airflow.providers.common.compat._resumable_job_mixin import ResumableJobMixin as StandInMixin
 from airflow.sdk import DAG
 from airflow.sdk._shared.state import TaskScope
-from airflow.sdk.exceptions import ErrorType, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, ErrorType, TaskDeferred
 from airflow.sdk.execution_time import comms
 from airflow.sdk.execution_time.context import TaskStateStoreAccessor
 from airflow_runtime import context_for, run
 
 from airflow_bpm_provider.exceptions import BpmConflict, BpmError
+from airflow_bpm_provider.models import ProcessState
 from airflow_bpm_provider.operators.process import BpmStartProcessOperator
 from airflow_bpm_provider.start_journal import INSTANCE_ID_KEY, START_SENT_KEY
 from airflow_bpm_provider.testing.demo_activiti import PROCESS_KEY as ACTIVITI_PROCESS
@@ -359,3 +361,74 @@ def test_a_lost_title_save_answer_is_repeated_safely(questetra, store):
 
     (instance,) = questetra.instances()
     assert questetra.emu.lost == 1 and instance.title == "K-repeat" and instance_id == str(instance.id)
+
+
+# ---- what a try decides from a stored id (the memory BPM system) -----------------------------------
+
+
+@pytest.fixture
+def expense(bpm):
+    bpm.define("expense", "Expense report", ["Review"])
+    return bpm
+
+
+def memory_try(store: StoringSupervisor, try_number: int, **kwargs: Any) -> Any:
+    with DAG("bpm_durable", schedule=None):
+        op = BpmStartProcessOperator(
+            task_id="start", bpm_conn_id=memory_bpm.CONN_ID, process="expense", **kwargs
+        )
+    context = context_for(op, try_number=try_number)
+    ti = context["ti"]
+    scope = TaskScope(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=-1)
+    context["task_state_store"] = TaskStateStoreAccessor(ti.id, scope)
+    return run(op, context)
+
+
+def test_a_stored_instance_that_already_completed_is_returned_without_waiting(expense, store, monkeypatch):
+    earlier = expense.start("expense", {}, None, None)
+    expense.end(earlier.id, ProcessState.COMPLETED)
+    store.state[INSTANCE_ID_KEY] = earlier.id
+    monkeypatch.setattr(BpmStartProcessOperator, "_wait_for_end", lambda *a: pytest.fail("waited"))
+
+    assert memory_try(store, 2, wait_for_completion=True) == earlier.id
+    assert len(expense.starts) == 1
+
+
+def test_a_stored_instance_still_running_is_waited_for_not_started_again(expense, store):
+    earlier = expense.start("expense", {}, None, None)
+    store.state[INSTANCE_ID_KEY] = earlier.id
+    with pytest.raises(AirflowException, match="after waiting 0 s"):
+        memory_try(store, 2, wait_for_completion=True, timeout=0, poll_interval=0)
+    assert len(expense.starts) == 1
+
+
+@pytest.mark.parametrize(("business_key", "starts"), [(None, 2), ("INV-7", 1)])
+def test_a_stored_instance_that_failed_is_started_again_only_without_a_business_key(
+    expense, store, business_key, starts
+):
+    earlier = expense.start("expense", {}, business_key, None)
+    expense.end(earlier.id, ProcessState.FAILED)
+    store.state[INSTANCE_ID_KEY] = earlier.id
+
+    if business_key is None:
+        with pytest.raises(AirflowException, match="after waiting 0 s"):  # waits on the new one
+            memory_try(store, 2, wait_for_completion=True, timeout=0, poll_interval=0)
+        assert store.state[INSTANCE_ID_KEY] != earlier.id
+    else:
+        # The key says it is the same piece of work: that instance is judged again, and fails.
+        with pytest.raises(AirflowException, match=f"process instance {earlier.id} is FAILED"):
+            memory_try(store, 2, wait_for_completion=True, business_key=business_key)
+    assert len(expense.starts) == starts
+
+
+def test_a_stored_instance_the_system_no_longer_knows_is_started_afresh(expense, store):
+    store.state[INSTANCE_ID_KEY] = "999"
+    new = memory_try(store, 2)
+    assert new != "999" and len(expense.starts) == 1 and store.state[INSTANCE_ID_KEY] == new
+
+
+def test_a_start_sent_mark_on_a_hook_that_cannot_search_warns_and_starts(expense, store, logs):
+    store.state[START_SENT_KEY] = {"at": "2024-05-01T09:30:00+00:00", "try": 1}
+    new = memory_try(store, 2)
+    assert len(expense.starts) == 1 and store.state == {INSTANCE_ID_KEY: new}
+    assert "cannot look for the instance it may have started" in logs()
