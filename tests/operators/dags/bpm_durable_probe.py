@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from datetime import timedelta
 
 import pendulum
@@ -20,3 +22,7 @@ with DAG(
         retries=2,
         retry_delay=timedelta(seconds=1),
     )
+
+if __name__ == "__main__":
+    # A triggered run without a logical date, as a user's "Trigger" gives it.
+    dag.test(logical_date=None, run_conf=json.loads(sys.argv[1]))
