@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,7 +97,21 @@ _current: contextvars.ContextVar[StartJournal | None] = contextvars.ContextVar(
 
 
 def started(instance_id: str) -> None:
-    """Called by a hook the moment a start answer names its instance, before any further call."""
+    """Called by a hook the moment a start answer names its instance, before any further call.
+
+    A store that cannot be written must not turn a start that worked into a hook error: it is
+    logged, and the operator writes the id again once ``start_process`` returns.
+    """
     journal = _current.get()
-    if journal is not None:
+    if journal is None:
+        return
+    try:
         journal.record_started(instance_id)
+    except Exception as exc:
+        logging.getLogger(__name__).warning(
+            "Could not keep process instance %s in the task state store yet (%s: %s); "
+            "a worker that dies before the start finishes leaves only the business key to find it",
+            instance_id,
+            type(exc).__name__,
+            exc,
+        )

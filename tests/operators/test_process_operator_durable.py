@@ -25,10 +25,11 @@ from airflow.sdk.execution_time import comms
 from airflow.sdk.execution_time.context import TaskStateStoreAccessor
 from airflow_runtime import context_for, run
 
+from airflow_bpm_provider import start_journal
 from airflow_bpm_provider.exceptions import BpmConflict, BpmError
 from airflow_bpm_provider.models import ProcessState
 from airflow_bpm_provider.operators.process import BpmStartProcessOperator
-from airflow_bpm_provider.start_journal import INSTANCE_ID_KEY, START_SENT_KEY
+from airflow_bpm_provider.start_journal import INSTANCE_ID_KEY, START_SENT_KEY, StartJournal
 from airflow_bpm_provider.testing.demo_activiti import PROCESS_KEY as ACTIVITI_PROCESS
 from airflow_bpm_provider.testing.demo_activiti import activiti_demo_connections, seed_activiti_demo
 from airflow_bpm_provider.testing.demo_bonita import EXPENSE, bonita_demo_connection, seed_bonita_demo
@@ -432,3 +433,36 @@ def test_a_start_sent_mark_on_a_hook_that_cannot_search_warns_and_starts(expense
     new = memory_try(store, 2)
     assert len(expense.starts) == 1 and store.state == {INSTANCE_ID_KEY: new}
     assert "cannot look for the instance it may have started" in logs()
+
+
+def test_a_store_that_fails_while_the_hook_reports_does_not_fail_the_start(logs):
+    class BrokenStore:
+        def set(self, key: str, value: Any) -> None:
+            raise RuntimeError("API server unreachable")
+
+    with StartJournal(BrokenStore()).listening():
+        start_journal.started("825")  # what a hook calls between its start and title save
+
+    assert "Could not keep process instance 825 in the task state store yet" in logs()
+
+
+class DictStore(dict):
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
+@pytest.mark.parametrize("stored", ["2024-05-01T09:30:00", {"at": "yesterday"}, {"at": 7}, {"try": 1}])
+def test_a_start_sent_mark_that_does_not_parse_is_no_mark(stored):
+    assert StartJournal(DictStore({START_SENT_KEY: stored})).sent_mark() is None
+
+
+def test_the_journal_keeps_the_id_and_drops_the_mark_it_answers():
+    store = DictStore()
+    journal = StartJournal(store)
+    at = journal.mark_sent(2)
+    assert journal.sent_mark() == start_journal.SentMark(at, 2)
+    journal.record_started("825")
+    assert store == {INSTANCE_ID_KEY: "825"} and journal.instance_id() == "825"
