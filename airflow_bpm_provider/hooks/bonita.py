@@ -773,6 +773,8 @@ class BonitaHook(BonitaDataMixin, BpmHook):
         newest first (``f=name``, ``f=started_by``; API@bpm@case.yaml, API@bpm@archivedCase.yaml)
         and stops at the first one started before ``started_after``.
         """
+        if started_after.tzinfo is None:
+            started_after = started_after.replace(tzinfo=UTC)  # naive is UTC, as everywhere in Airflow
         name = self.get_process_definition(process).get("name")
         user_id = self._check_id(self.session_info()["user_id"], "user_id")
         variable = self.business_key_variable or None

@@ -768,6 +768,8 @@ class QuestetraHook(BpmHook):
         inclusive; seed 003); the title, which criteria can only match by "contains", and the
         exact time are checked here.
         """
+        if started_after.tzinfo is None:
+            started_after = started_after.replace(tzinfo=UTC)  # naive is UTC, as everywhere in Airflow
         model_id, _ = self._parse_process(process)
         criteria = {
             "process_model_info_id": model_id,
