@@ -456,6 +456,24 @@ class ActivitiHook(AnswerChecks, BpmHook):
         rows, _ = self._run(self._page_flow(request))
         return self._process(request, None, rows[0], history=True) if rows else None
 
+    def find_unclaimed_starts(self, process: str, started_after: datetime) -> list[ProcessInstance]:
+        """Instances of ``process`` the connection's login started after ``started_after`` without
+        a business key: where a start whose answer was lost would be.
+
+        POST query/historic-process-instances with ``startedBy`` and ``startedAfter`` (Flowable's
+        HistoricProcessInstanceQueryRequest); the missing key is checked here.
+        """
+        login = self.settings.login
+        if not login:
+            raise BpmConfigError(
+                "looking for a start whose answer was lost needs the connection's login (startedBy)",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        query = {"startedBy": login}
+        found = self.find_processes(definition=process, started_after=started_after, query=query)
+        return [instance for instance in found if instance.business_key in (None, "")]
+
     def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
         """Instances from the history (running and ended alike), page after page.
 

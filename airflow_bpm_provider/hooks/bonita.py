@@ -818,6 +818,39 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
                     break
         return found
 
+    def find_unclaimed_starts(self, process: str, started_after: datetime) -> list[ProcessInstance]:
+        """Cases of ``process`` (any version) this session's user started at or after
+        ``started_after`` whose business-key variable is empty (every such case when the
+        connection names no ``business_key_variable``): where a start whose answer was lost would be.
+
+        Bonita cannot search cases by start date, so this reads live cases, then archived ones,
+        newest first (``f=name``, ``f=started_by``; API@bpm@case.yaml, API@bpm@archivedCase.yaml)
+        and stops at the first one started before ``started_after``.
+        """
+        if started_after.tzinfo is None:
+            started_after = started_after.replace(tzinfo=UTC)  # naive is UTC, as everywhere in Airflow
+        name = self.get_process_definition(process).get("name")
+        user_id = self._check_id(self.session_info()["user_id"], "user_id")
+        variable = self.business_key_variable or None
+        found: dict[str, ProcessInstance] = {}
+        for resource, archived, order in (
+            ("bpm/case", False, NEWEST_CASES_FIRST),
+            ("bpm/archivedCase", True, NEWEST_ARCHIVED_CASES_FIRST),
+        ):
+            cases = self.search(resource, filters=[("name", name), ("started_by", user_id)], order=order)
+            for case in cases:
+                instance = self._instance(case, archived=archived)
+                if instance.started_at is not None and instance.started_at < started_after:
+                    break  # newest first: every case after this one is older still
+                if instance.id in found:
+                    continue
+                if variable is None or self._business_key_of(instance, variable, archived=archived) in (
+                    None,
+                    "",
+                ):
+                    found[instance.id] = instance
+        return list(found.values())
+
     def cancel_process(self, instance_id: str) -> None:
         """PUT /API/bpm/case/{id} ``{"state": "cancelled"}`` (API@bpm@case@{id}.yaml, Bonita 2025.1+).
 

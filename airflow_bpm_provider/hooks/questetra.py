@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from functools import cached_property
 from typing import IO, Any
 
+from airflow_bpm_provider import start_journal
 from airflow_bpm_provider.exceptions import (
     BpmConfigError,
     BpmConflict,
@@ -105,6 +106,9 @@ class QuestetraHook(AnswerChecks, BpmHook):
     conn_type = "questetra"
     hook_name = "Questetra BPM Suite / DataSpider BPM"
     system = "Questetra"
+    #: The business key (the title) is saved by a call after the start, not sent with it: until
+    #: then a started process carries no key (the start operator's journal covers that gap).
+    business_key_after_start = True
 
     # ---- connection extras --------------------------------------------------------------------
 
@@ -349,8 +353,13 @@ class QuestetraHook(AnswerChecks, BpmHook):
         flow: int | str | None = None,
         qgroup_id: int | str | None = None,
         save_only: bool,
+        repeatable: bool = False,
     ) -> None:
-        """Form/save with ``values`` typed from ``form`` (the task's form view)."""
+        """Form/save with ``values`` typed from ``form`` (the task's form view).
+
+        ``repeatable``: the save changes nothing when sent twice (a title saved with ``saveOnly``),
+        so the transport may re-send it after an unclear failure.
+        """
         try:
             params = build_save_params(
                 form,
@@ -364,7 +373,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
             )
         except BpmError as exc:
             raise self._restate(exc, f"workitem {wid}") from None
-        request = Request("POST", FORM_SAVE, data=params, idempotent=False)
+        request = Request("POST", FORM_SAVE, data=params, idempotent=repeatable)
         reply = self.request(request)
         with self._reading(request, reply, "the save result"):
             try:
@@ -683,6 +692,8 @@ class QuestetraHook(AnswerChecks, BpmHook):
                 f"the start answer has no processInstanceId or workitem id: {sorted(workitem)}",
                 Request("POST", START),
             )
+        # Before the title save: a try that dies from here on is finished by resume_start.
+        start_journal.started(str(pid))
         if title is not None or fill:
             self._first_task(str(pid), str(wid), variables, title, options, fill=fill)
         return self.get_process(str(pid))
@@ -705,7 +716,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
             wid = self._numeric(wid, "workitem id")
             form = self.view_form(wid)
             if title is not None:
-                self._save(wid, form, None, title=title, save_only=True)
+                self._save(wid, form, None, title=title, save_only=True, repeatable=True)
             if fill:
                 step = submitted
                 self._save(
@@ -721,25 +732,42 @@ class QuestetraHook(AnswerChecks, BpmHook):
             raise self._restate(exc, f"process {pid} was started, but {step}") from None
 
     def resume_start(
-        self, instance: ProcessInstance, *, variables: Mapping[str, Any] | None = None, **options: Any
+        self,
+        instance: ProcessInstance,
+        *,
+        variables: Mapping[str, Any] | None = None,
+        business_key: str | None = None,
+        **options: Any,
     ) -> ProcessInstance:
-        """Submit the first task of a process whose start was titled but never submitted.
+        """Finish a start an earlier try began: save the missing title, submit the first task.
 
-        That is the case when the process's only workitem so far is still open: an earlier try
-        saved the title (the business key) and then failed before or while submitting.
+        That is the case while the process's only workitem so far is still open: an earlier try
+        started it and failed (or its worker died) before or while saving the title (the business
+        key, or option ``title``), or before or while submitting the first task.
         """
         self._check_options(options, FORM_OPTIONS, "resume_start")
         fill = bool(variables) or options.get("flow") is not None or options.get("qgroup_id") is not None
-        if not fill or instance.ended:
+        title = options.get("title") if options.get("title") is not None else business_key
+        untitled = title is not None and instance.title != title
+        if instance.ended or not (fill or untitled):
             return instance
         workitems = list(self.search_tasks({"process_instance_id": self._numeric(instance.id, "process id")}))
         if len(workitems) != 1 or workitems[0].get("state") not in OPEN_WORKITEM_STATES:
-            return instance  # (each workitem's id was checked with its page)
+            if untitled:
+                self.log.warning(
+                    "Process %s has no title %r, and its first task is no longer open to save one",
+                    instance.id,
+                    title,
+                )
+            return instance
         self.log.info(
-            "Process %s was started but its first task never submitted: submitting it now", instance.id
+            "Process %s was started but its start never finished (%s): finishing it now",
+            instance.id,
+            "untitled" if untitled else "first task not submitted",
         )
-        title = instance.title if options.get("title") is None else options["title"]
-        self._first_task(instance.id, str(workitems[0]["id"]), variables, title, options, fill=True)
+        if title is None:
+            title = instance.title
+        self._first_task(instance.id, str(workitems[0]["id"]), variables, title, options, fill=fill)
         return self.get_process(instance.id)
 
     def find_process_by_business_key(self, process: str, business_key: str) -> ProcessInstance | None:
@@ -758,6 +786,35 @@ class QuestetraHook(AnswerChecks, BpmHook):
             return None
         exact.sort(key=_newest_first)
         return self._to_process(exact[0], Request("POST", PROCESS_LIST))
+
+    def find_unclaimed_starts(self, process: str, started_after: datetime) -> list[ProcessInstance]:
+        """Processes of app ``process`` this user started at or after ``started_after`` that have
+        no title yet: where a start whose answer was lost would be (its title comes after).
+
+        The criteria ask for ``init-quser-id`` ``#me`` and ``start-date-from`` (to the minute,
+        inclusive; seed 003); the title, which criteria can only match by "contains", and the
+        exact time are checked here.
+        """
+        if started_after.tzinfo is None:
+            started_after = started_after.replace(tzinfo=UTC)  # naive is UTC, as everywhere in Airflow
+        model_id, _ = self._parse_process(process)
+        criteria = {
+            "process_model_info_id": model_id,
+            "init_quser_id": "#me",
+            "start_date_from": started_after,
+            "sort_property": "processInstanceStartDatetime",
+            "sort_direction": "DESC",
+        }
+        where = Request("POST", PROCESS_LIST)
+        found = []
+        for raw in self.search_processes(criteria):
+            instance = self._to_process(raw, where)
+            started = instance.started_at
+            if started is not None and started.tzinfo is None:
+                started = started.replace(tzinfo=self.timezone or UTC)  # wall-clock text: the API user's zone
+            if instance.title in (None, "") and (started is None or started >= started_after):
+                found.append(instance)
+        return found
 
     def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
         raw = yield from self._view_process_flow(instance_id)

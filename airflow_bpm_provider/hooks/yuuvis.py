@@ -370,6 +370,21 @@ class YuuvisBpmHook(AnswerChecks, BpmHook):
         epoch = datetime.min.replace(tzinfo=UTC)
         return max(found, key=lambda p: (p.started_at or epoch, p.id))
 
+    def find_unclaimed_starts(self, process: str, started_after: datetime) -> list[ProcessInstance]:
+        """Instances of definition ``process`` this user started after ``started_after`` without a
+        business key: where a start whose answer was lost would be.
+
+        GET /bpm-engine/api/processes with ``processDefinitionKey``, ``startedBy`` (extra
+        ``user_id``, else the login; seed 002: a non-admin may name only themselves) and
+        ``startedAfter``; the missing key is checked here. With a token and no ``user_id`` the
+        server's own visibility rule decides whose processes are listed.
+        """
+        user = self.settings.extra_value("user_id") or self.settings.login
+        filters: dict[str, Any] = {"definition": process, "started_after": started_after}
+        if user:
+            filters["started_by"] = str(user)
+        return [p for p in self.find_processes(**filters) if p.business_key in (None, "")]
+
     def cancel_process(self, instance_id: str) -> None:
         try:
             self.request(Request("DELETE", f"{API}/processes/{segment(instance_id)}"))

@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
+from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin
 
 from airflow_bpm_provider import deferral
-from airflow_bpm_provider.exceptions import BpmConfigError
+from airflow_bpm_provider.exceptions import BpmConfigError, BpmConflict, BpmNotFound
 from airflow_bpm_provider.links import XCOM_INSTANCE_ID, XCOM_INSTANCE_URL, BpmProcessLink
+from airflow_bpm_provider.start_journal import INSTANCE_ID_KEY, SentMark, StartJournal
 from airflow_bpm_provider.state_sets import Verdict, describe, judge, parse_state_sets
 
 if TYPE_CHECKING:
@@ -19,6 +20,32 @@ if TYPE_CHECKING:
 
     from airflow_bpm_provider.hooks.base import BpmHook
     from airflow_bpm_provider.models import ProcessInstance
+
+#: Seconds the BPM server's clock may lag the worker's: an instance started "before" the worker's
+#: "start sent" time by up to this much still counts as the lost start's. Five minutes is the
+#: tolerance Kerberos allows by default; clocks kept by NTP are far closer.
+DEFAULT_CLOCK_SKEW = 300.0
+#: What get_job_status reports for a stored instance the system no longer knows.
+NOT_FOUND = "NOT_FOUND"
+
+
+class _Run:
+    """One execute(): the open hook, the rendered start input, and what the job methods learnt."""
+
+    def __init__(
+        self,
+        hook: BpmHook,
+        variables: dict[str, Any] | None,
+        options: dict[str, Any],
+        business_key: str | None,
+    ) -> None:
+        self.hook = hook
+        self.variables = variables
+        self.options = options
+        self.business_key = business_key
+        self.started: ProcessInstance | None = None  # started by this try
+        self.found: ProcessInstance | None = None  # reattached, adopted or reused
+        self.attached: str | None = None  # id whose XComs this try pushed
 
 
 def mapping_or_none(value: Any, *, argument: str) -> dict[str, Any] | None:
@@ -35,15 +62,25 @@ def mapping_or_none(value: Any, *, argument: str) -> dict[str, Any] | None:
     raise BpmConfigError(f"{argument} must be a mapping, got {type(value).__name__}{hint}")
 
 
-class BpmStartProcessOperator(BaseOperator):
+class BpmStartProcessOperator(ResumableJobMixin, BaseOperator):
     """Start one instance of ``process`` on the BPM system behind ``bpm_conn_id``.
 
     Returns the process instance id. Before any wait it pushes XComs ``process_instance_id`` and
     ``process_instance_url`` (shown as the "BPM process" link).
 
-    Retry-safe with a ``business_key``: an instance of ``process`` with that key, found on the
-    system, is reused instead of starting a second one (also across DAG runs: the key is the
-    idempotency key). Without a key a retry starts another instance; the log says so.
+    A resumable job (AIP-103): with Airflow's task state store (3.3+) the instance id is stored
+    the moment the start answers, before any further call, and a retry or a new worker after a
+    crash reattaches to that instance (finishing a start that was left half-done) instead of
+    starting another. Before the start is sent, "start sent at T" is stored too; a retry that
+    finds that mark but no id looks for an instance of ``process`` started by the connection's
+    user since T (less ``start_clock_skew``) that carries no key yet, adopts it when exactly one
+    matches, fails with :class:`~airflow_bpm_provider.exceptions.BpmConflict` when several do,
+    and starts again only when none does.
+
+    A ``business_key`` is the idempotency key across tries and DAG runs and the fallback without
+    a task state store: an instance of ``process`` with that key is reused instead of starting
+    another. Without a key and without a task state store a retry starts another instance; the
+    log says so.
 
     :param bpm_conn_id: connection of a BPM connection type (questetra, bonita, activiti, ...)
     :param process: what the system calls a process (model id, process name or definition key)
@@ -65,7 +102,12 @@ class BpmStartProcessOperator(BaseOperator):
         Airflow calls ``on_kill`` (SIGTERM, e.g. a user marks the task failed, or
         ``execution_timeout``), while deferred when a user acts on the task (the trigger's
         ``on_kill``). Not when ``timeout`` ends the wait, nor when a triggerer restarts.
+    :param start_clock_skew: seconds the BPM server's clock may lag the worker's, for finding a
+        start whose answer was lost (default :data:`DEFAULT_CLOCK_SKEW`)
+    :param durable: keep the start in the task state store (default True; Airflow 3.3+)
     """
+
+    external_id_key = INSTANCE_ID_KEY
 
     template_fields: Sequence[str] = ("process", "variables", "business_key", "start_options")
     template_fields_renderers = {"variables": "json", "start_options": "json"}
@@ -87,6 +129,7 @@ class BpmStartProcessOperator(BaseOperator):
         timeout: float | None = None,
         deferrable: bool | None = None,
         cancel_on_kill: bool = False,
+        start_clock_skew: float = DEFAULT_CLOCK_SKEW,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -96,6 +139,8 @@ class BpmStartProcessOperator(BaseOperator):
             raise ValueError(f"poll_interval must be >= 0 seconds, got {poll_interval}")
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must be >= 0 seconds or None, got {timeout}")
+        if start_clock_skew < 0:
+            raise ValueError(f"start_clock_skew must be >= 0 seconds, got {start_clock_skew}")
         self.bpm_conn_id = bpm_conn_id
         self.process = process
         self.variables = variables
@@ -107,7 +152,9 @@ class BpmStartProcessOperator(BaseOperator):
         self.timeout = timeout
         self.deferrable = deferral.default_deferrable() if deferrable is None else deferrable
         self.cancel_on_kill = cancel_on_kill
+        self.start_clock_skew = start_clock_skew
         self._instance_id: str | None = None  # once started: what on_kill cancels
+        self._run: _Run | None = None
 
     def get_hook(self) -> BpmHook:
         from airflow_bpm_provider.hooks.registry import get_bpm_hook
@@ -115,47 +162,206 @@ class BpmStartProcessOperator(BaseOperator):
         return get_bpm_hook(self.bpm_conn_id)
 
     def execute(self, context: Context) -> str:
+        business_key = str(self.business_key) if self.business_key not in (None, "") else None
         variables = mapping_or_none(self.variables, argument="variables")
         options = mapping_or_none(self.start_options, argument="start_options") or {}
         with self.get_hook() as hook:
-            instance = self._reuse_or_start(hook, context, variables, options)
-            self._instance_id = instance.id
-            url = instance.url or hook.ui_url(instance.id)
-            ti = context["ti"]
-            ti.xcom_push(key=XCOM_INSTANCE_ID, value=instance.id)
-            ti.xcom_push(key=XCOM_INSTANCE_URL, value=url)
-            self.log.info("Process instance %s of %s: %s", instance.id, self.process, url or "(no UI URL)")
-            if self.wait_for_completion:
-                if self.deferrable:
-                    self._check_then_defer(hook, instance.id, url)
-                else:
-                    self._wait_for_end(hook, instance.id, url)
-        return instance.id
+            self._run = _Run(hook, variables, options, business_key)
+            try:
+                return self.execute_resumable(context)
+            finally:
+                self._run = None
 
-    def _reuse_or_start(
-        self, hook: BpmHook, context: Context, variables: dict[str, Any] | None, options: dict[str, Any]
-    ) -> ProcessInstance:
-        business_key = str(self.business_key) if self.business_key not in (None, "") else None
-        if business_key is not None:
-            existing = self._find_by_business_key(hook, business_key)
+    # ---- the resumable job (ResumableJobMixin) -------------------------------------------------
+
+    def submit_job(self, context: Context) -> str:
+        """Reuse what an earlier try started, or start; the id is stored as the answer arrives."""
+        run = self._current_run()
+        journal = StartJournal.of(context) if self.durable else StartJournal(None)
+        if run.business_key is not None:
+            existing = self._find_by_business_key(run.hook, run.business_key)
             if existing is not None:
                 self.log.info(
                     "Reusing process instance %s (%s) with business key %r instead of starting another",
                     existing.id,
                     existing.state.value,
-                    business_key,
+                    run.business_key,
                 )
-                return hook.resume_start(existing, variables=variables, **options)
+                journal.record_started(existing.id)
+                run.found = existing
+                return existing.id
+        try_number = getattr(context.get("ti"), "try_number", 1) or 1
+        mark = journal.sent_mark()
+        if mark is not None:
+            adopted = self._adopt_unanswered_start(run, mark, exclude=journal.instance_id())
+            if adopted is not None:
+                journal.record_started(adopted.id)
+                run.found = adopted
+                return adopted.id
+        elif not journal.durable:
+            self._say_what_is_guaranteed(run, try_number)
+        journal.mark_sent(try_number)
+        with journal.listening():  # a start of several calls reports its id between them
+            instance = run.hook.start_process(
+                self.process, variables=run.variables, business_key=run.business_key, **run.options
+            )
+        journal.record_started(instance.id)
+        run.started = instance
+        return instance.id
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        run = self._current_run()
+        try:
+            run.found = run.hook.get_process(str(external_id))
+        except BpmNotFound:
+            self.log.warning("Process instance %s, stored by an earlier try, no longer exists", external_id)
+            run.found = None
+            return NOT_FOUND
+        self.log.info(
+            "An earlier try started process instance %s of %s; it is %s",
+            external_id,
+            self.process,
+            run.found.state.value,
+        )
+        return run.found.state.value
+
+    def is_job_succeeded(self, status: str) -> bool:
+        found = self._current_run().found
+        if found is None:
+            return False
+        # Without a wait the job is the start itself, done once the instance exists.
+        return not self.wait_for_completion or judge(found, self.target_states, self.failure_states) is (
+            Verdict.REACHED
+        )
+
+    def is_job_active(self, status: str) -> bool:
+        found = self._current_run().found
+        if found is None or self.is_job_succeeded(status):
+            return False
+        # An instance that failed or ended elsewhere is "terminal": the mixin then calls submit_job,
+        # where a business key still finds (and judges) that same instance.
+        return judge(found, self.target_states, self.failure_states) is Verdict.WAITING
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+        run = self._current_run()
+        instance, url = self._attach(run, str(external_id), context)
+        if not self.wait_for_completion:
+            return
+        if self.deferrable:
+            self._check_then_defer(run.hook, instance.id, url)
         else:
-            try_number = getattr(context.get("ti"), "try_number", 1) or 1
+            self._wait_for_end(run.hook, instance.id, url)
+
+    def get_job_result(self, external_id: Any, context: Context) -> str:
+        run = self._current_run()
+        if run.attached != str(external_id):
+            self._attach(run, str(external_id), context)
+        return str(external_id)
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _current_run(self) -> _Run:
+        if self._run is None:
+            raise RuntimeError("BpmStartProcessOperator's job methods run only inside execute()")
+        return self._run
+
+    def _attach(self, run: _Run, instance_id: str, context: Context) -> tuple[ProcessInstance, str | None]:
+        """Finish a start an earlier try left half-done, then push the id and URL."""
+        if run.started is not None and run.started.id == instance_id:
+            instance = run.started  # started by this try: nothing left to finish
+        else:
+            found = run.found if run.found is not None and run.found.id == instance_id else None
+            instance = found or run.hook.get_process(instance_id)
+            instance = run.hook.resume_start(
+                instance, variables=run.variables, business_key=run.business_key, **run.options
+            )
+        run.attached = instance.id
+        self._instance_id = instance.id
+        url = instance.url or run.hook.ui_url(instance.id)
+        ti = context["ti"]
+        ti.xcom_push(key=XCOM_INSTANCE_ID, value=instance.id)
+        ti.xcom_push(key=XCOM_INSTANCE_URL, value=url)
+        self.log.info("Process instance %s of %s: %s", instance.id, self.process, url or "(no UI URL)")
+        return instance, url
+
+    def _adopt_unanswered_start(
+        self, run: _Run, mark: SentMark, *, exclude: str | None
+    ) -> ProcessInstance | None:
+        """An earlier try sent a start at ``mark.at`` and never heard back: find what it started."""
+        if run.business_key is not None and not getattr(run.hook, "business_key_after_start", False):
+            # The key travels with the start here: the lookup by key above already had the say.
+            self.log.info(
+                "Try %d sent a start at %s but got no answer; no instance carries business key %r, "
+                "so it never started: starting now",
+                mark.try_number,
+                mark.at.isoformat(),
+                run.business_key,
+            )
+            return None
+        finder = getattr(run.hook, "find_unclaimed_starts", None)
+        if finder is None:
+            self.log.warning(
+                "Try %d sent a start at %s but got no answer, and %s cannot look for the instance it may "
+                "have started: starting again may leave two instances",
+                mark.try_number,
+                mark.at.isoformat(),
+                type(run.hook).__name__,
+            )
+            return None
+        since = mark.at - timedelta(seconds=self.start_clock_skew)
+        candidates = [c for c in finder(self.process, since) if c.id != exclude]
+        if len(candidates) == 1:
+            self.log.warning(
+                "Try %d sent a start at %s but got no answer; adopting process instance %s of %s, the one "
+                "instance started by this user since %s that carries no key yet",
+                mark.try_number,
+                mark.at.isoformat(),
+                candidates[0].id,
+                self.process,
+                since.isoformat(),
+            )
+            return candidates[0]
+        if candidates:
+            shown = ", ".join(
+                f"{c.id} (started {c.started_at.isoformat() if c.started_at else 'at an unknown time'})"
+                for c in candidates[:10]
+            )
+            raise BpmConflict(
+                f"try {mark.try_number} sent a start of {self.process} at {mark.at.isoformat()} and got "
+                f"no answer; {len(candidates)} instances started by this user since {since.isoformat()} "
+                f"carry no key, so which one it started is unclear: {shown}. Cancel the ones that are "
+                f"not this task's, or set a business_key, then clear the task",
+                system=getattr(run.hook, "system", None),
+                conn_id=self.bpm_conn_id,
+            )
+        self.log.info(
+            "Try %d sent a start at %s but got no answer, and no instance of %s was started by this user "
+            "since %s: it never started; starting now",
+            mark.try_number,
+            mark.at.isoformat(),
+            self.process,
+            since.isoformat(),
+        )
+        return None
+
+    def _say_what_is_guaranteed(self, run: _Run, try_number: int) -> None:
+        """Without a task state store only the business key protects a retry."""
+        if run.business_key is None:
             if try_number > 1:
                 self.log.warning(
-                    "Try %d starts %s again without a business_key: if an earlier try started it, there "
-                    "are now two instances. Set business_key to make the start retry-safe.",
+                    "Try %d starts %s again without a business_key and without a task state store: if an "
+                    "earlier try started it, there are now two instances. Set business_key to make the "
+                    "start retry-safe.",
                     try_number,
                     self.process,
                 )
-        return hook.start_process(self.process, variables=variables, business_key=business_key, **options)
+            return
+        self.log.info(
+            "No task state store (Airflow below 3.3, or durable=False): a retry finds this try's instance "
+            "only by business key %r%s",
+            run.business_key,
+            " once its title is saved" if getattr(run.hook, "business_key_after_start", False) else "",
+        )
 
     def _find_by_business_key(self, hook: BpmHook, business_key: str) -> ProcessInstance | None:
         try:

@@ -1328,3 +1328,45 @@ def test_auth_failure_is_an_auth_error(httpserver: HTTPServer):
     ).respond_with_json({"statusCode": 401, "errorMessage": "Unauthorized"}, status=401)
     with pytest.raises(BpmAuthError, match="authentication failed"):
         make_hook(httpserver).get_task("1")
+
+
+# ---- a start whose answer was lost (the start operator's journal) --------------------------------
+
+
+def test_find_unclaimed_starts_asks_for_this_login_s_starts_since_then_and_drops_keyed_ones(
+    httpserver: HTTPServer,
+):
+    # HistoricProcessInstanceQueryRequest (Flowable Swagger): startedBy, startedAfter; the date in
+    # the one form every engine parses (yyyy-MM-dd'T'HH:mm:ssz).
+    httpserver.expect_oneshot_request(
+        "/bpmn/query/historic-process-instances",
+        method="POST",
+        json={
+            "startedBy": LOGIN,
+            "processDefinitionKey": "order",
+            "startedAfter": "2024-05-01T09:30:00Z",
+            "start": 0,
+            "size": 100,
+        },
+        headers=AUTH,
+        query_string="",
+    ).respond_with_json(
+        page(
+            [
+                historic_instance("31", businessKey=None, endTime=None, startUserId=LOGIN),
+                historic_instance("32", businessKey="order-8", endTime=None, startUserId=LOGIN),
+            ],
+            total=2,
+        )
+    )
+    httpserver.expect_oneshot_request(
+        "/bpmn/runtime/process-instances",
+        method="GET",
+        query_string={"suspended": "true", "processDefinitionKey": "order", "start": "0", "size": "100"},
+        headers=AUTH,
+    ).respond_with_json(page([], total=0))
+
+    found = make_hook(httpserver).find_unclaimed_starts("order", datetime(2024, 5, 1, 9, 30, tzinfo=UTC))
+
+    assert [p.id for p in found] == ["31"]
+    httpserver.check_assertions()

@@ -1467,3 +1467,61 @@ def test_registry_picks_the_bonita_hook():
     from airflow_bpm_provider.hooks.registry import hook_class
 
     assert hook_class("bonita", conn_id="x") is BonitaHook
+
+
+# ---- a start whose answer was lost (the start operator's journal) --------------------------------
+
+
+def test_find_unclaimed_starts_reads_my_cases_newest_first_until_older_than_then(
+    httpserver: HTTPServer, bonita: FakeBonita
+):
+    # API@bpm@case.yaml / API@bpm@archivedCase.yaml: f=name (every version), f=started_by (a user
+    # id; the session's, API@system@session@unusedId.yaml). No start-date filter: read newest first.
+    def mine(order: str) -> str:
+        return qs(("p", 0), ("c", 100), ("f", "name=Expense report"), ("f", "started_by=4"), ("o", order))
+
+    httpserver.expect_request(f"{BASE}/API/bpm/process/8801").respond_with_json(DEFINITION)
+    httpserver.expect_request(f"{BASE}/API/system/session/unusedId").respond_with_json(
+        {"user_id": "4", "user_name": USER}
+    )
+    httpserver.expect_request(f"{BASE}/API/bpm/case", query_string=mine("id DESC")).respond_with_json(
+        [
+            {**CASE, "id": "1003", "start": "2024-03-01 10:20:00.000"},
+            {**CASE, "id": "1002", "start": "2024-03-01 10:16:00.000"},
+            {**CASE, "id": "1001", "start": "2024-03-01 09:59:00.000"},
+            {**CASE, "id": "1000", "start": "2024-03-01 09:58:00.000"},
+        ]
+    )
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/archivedCase", query_string=mine("sourceObjectId DESC")
+    ).respond_with_json(
+        [
+            {
+                **CASE,
+                "id": "90",
+                "sourceObjectId": "1004",
+                "state": "completed",
+                "start": "2024-03-01 10:30:00.000",
+            }
+        ]
+    )
+    httpserver.expect_request(f"{BASE}/API/bpm/caseVariable/1003/invoiceRef").respond_with_json(
+        {"name": "invoiceRef", "value": "", "type": "java.lang.String", "case_id": "1003"}
+    )
+    httpserver.expect_request(f"{BASE}/API/bpm/caseVariable/1002/invoiceRef").respond_with_json(
+        {"name": "invoiceRef", "value": "INV-1", "type": "java.lang.String", "case_id": "1002"}
+    )
+    httpserver.expect_request(f"{BASE}/API/bpm/archivedCaseVariable/1004/invoiceRef").respond_with_data(
+        "{}", status=404, content_type="application/json"
+    )
+    hook = make_hook(httpserver, business_key_variable="invoiceRef")
+
+    found = hook.find_unclaimed_starts("8801", datetime(2024, 3, 1, 10, 0, tzinfo=UTC))
+
+    assert [p.id for p in found] == ["1003", "1004"]
+    read = [r.path.rsplit("/API/bpm/", 1)[1] for r in bonita.requests("Variable/")]
+    assert read == [
+        "caseVariable/1003/invoiceRef",
+        "caseVariable/1002/invoiceRef",
+        "archivedCaseVariable/1004/invoiceRef",
+    ]  # 1001 is older than the bound: the scan stopped there

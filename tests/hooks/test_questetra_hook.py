@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WsgiRequest
 from werkzeug import Response
 
+from airflow_bpm_provider import start_journal
 from airflow_bpm_provider.exceptions import (
     BpmAuthError,
     BpmConfigError,
@@ -1381,3 +1382,112 @@ def test_view_process_and_reallocate_return_the_vendor_dicts(httpserver: HTTPSer
     hook = make_hook(httpserver)
     assert hook.view_process(183)["data"]["2"]["name"] == "Pictures"
     assert hook.reallocate(58399, 12, 3) is None
+
+
+# ---- a start whose answer was lost (the start operator's journal) --------------------------------
+
+
+def test_find_unclaimed_starts_asks_for_my_starts_since_then_and_keeps_the_untitled(httpserver: HTTPServer):
+    # Seed 003, process-instance-criteria: init-quser-id "#me", start-date-from (inclusive, to the
+    # minute, in the API user's time zone). Titles can be matched only by "contains": checked here.
+    httpserver.expect_request("/API/OR/ProcessInstance/list", method="POST").respond_with_json(
+        {
+            "count": 4,
+            "processInstances": [
+                process_entry(
+                    7, processInstanceTitle=None, processInstanceStartDatetime="2024-05-01T09:31:00+0900"
+                ),
+                process_entry(
+                    6, processInstanceTitle="", processInstanceStartDatetime="2024-05-01T09:30:50+0900"
+                ),
+                process_entry(
+                    5, processInstanceTitle="INV-9", processInstanceStartDatetime="2024-05-01T09:30:55+0900"
+                ),
+                process_entry(
+                    4, processInstanceTitle=None, processInstanceStartDatetime="2024-05-01T09:30:10+0900"
+                ),
+            ],
+        }
+    )
+    since = datetime(2024, 5, 1, 0, 30, 45, tzinfo=UTC)  # 09:30:45 in Tokyo
+
+    found = make_hook(httpserver, extra={"timezone": "Asia/Tokyo"}).find_unclaimed_starts("12/3", since)
+
+    assert [p.id for p in found] == ["7", "6"]
+    [request] = seen(httpserver)
+    assert children(criteria_of(request)) == [
+        ("process-model-info-id", "12"),
+        ("start-date-from", "2024-05-01 09:30"),
+        ("init-quser-id", "#me"),
+        ("sort-property", "processInstanceStartDatetime"),
+        ("sort-direction", "DESC"),
+    ]
+
+
+class JournalStore:
+    """A task state store that notes how many requests the server had seen at each write."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server, self.values, self.writes = server, {}, []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+        self.writes.append((key, [r.path for r, _ in self.server.log]))
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def test_the_start_reports_its_id_before_the_title_save_which_is_repeated_after_a_503(httpserver: HTTPServer):
+    httpserver.expect_request("/API/PE/ProcessInstance/start", method="POST").respond_with_json(
+        {"workitem": workitem()}
+    )
+    httpserver.expect_request("/API/PE/Workitem/Form/viewXml", method="GET").respond_with_data(
+        FIRST_TASK_FORM, content_type="text/xml"
+    )
+    answers = iter([Response("busy", status=503), Response(SAVED)])
+    httpserver.expect_request("/API/PE/Workitem/Form/save", method="POST").respond_with_handler(
+        lambda request: next(answers)
+    )
+    expect_view(httpserver, processInstanceTitle="KEY-1")
+    store = JournalStore(httpserver)
+
+    with start_journal.StartJournal(store).listening():
+        make_hook(httpserver).start_process("12/3", business_key="KEY-1")
+
+    assert store.writes == [(start_journal.INSTANCE_ID_KEY, ["/API/PE/ProcessInstance/start"])]
+    paths = [r.path for r in seen(httpserver)]
+    assert paths.count("/API/PE/ProcessInstance/start") == 1  # the start itself is never repeated
+    saves = [r for r in seen(httpserver) if r.path == "/API/PE/Workitem/Form/save"]
+    assert [form(r) for r in saves] == [
+        {"workitemId": ["58399"], "title": ["KEY-1"], "saveOnly": ["true"]}
+    ] * 2
+
+
+def test_resume_start_saves_the_title_an_earlier_try_never_saved(httpserver: HTTPServer):
+    httpserver.expect_request("/API/OR/Workitem/list", method="POST").respond_with_json(
+        {"count": 1, "workitems": [workitem(state="ALLOCATED")]}
+    )
+    httpserver.expect_request("/API/PE/Workitem/Form/viewXml", method="GET").respond_with_data(
+        FIRST_TASK_FORM, content_type="text/xml"
+    )
+    httpserver.expect_request("/API/PE/Workitem/Form/save", method="POST").respond_with_data(SAVED)
+    expect_view(httpserver, processInstanceTitle="KEY-1")
+    hook = make_hook(httpserver)
+    untitled = hook._to_process(process_entry(825, processInstanceTitle=None), None)
+
+    assert hook.resume_start(untitled, business_key="KEY-1").title == "KEY-1"
+
+    search, _, save, _ = seen(httpserver)
+    assert ("process-instance-id", "825") in children(criteria_of(search))
+    assert form(save) == {"workitemId": ["58399"], "title": ["KEY-1"], "saveOnly": ["true"]}
+
+
+def test_resume_start_leaves_a_titled_process_alone(httpserver: HTTPServer):
+    hook = make_hook(httpserver)
+    titled = hook._to_process(process_entry(825, processInstanceTitle="KEY-1"), None)
+    assert hook.resume_start(titled, business_key="KEY-1") is titled
+    assert seen(httpserver) == []

@@ -1159,3 +1159,32 @@ def test_open_file_errors(httpserver: HTTPServer):
     foreign = ProcessFile(name="x", size=None, content_type=None, process_instance_id="p", ref={"file_id": 1})
     with pytest.raises(BpmConfigError, match="no DMS object id"), hook.open_file(foreign):
         pass
+
+
+# ---- a start whose answer was lost (the start operator's journal) --------------------------------
+
+
+@pytest.mark.parametrize(("extra", "started_by"), [({}, LOGIN), ({"user_id": "u-7"}, "u-7")])
+def test_find_unclaimed_starts_asks_for_own_starts_since_then_and_drops_keyed_ones(
+    httpserver: HTTPServer, extra: dict[str, Any], started_by: str
+):
+    # Seed 002: processDefinitionKey, startedBy (a non-admin may name only themselves), startedAfter.
+    httpserver.expect_request(PROCESSES).respond_with_json(
+        page([process("p-1", businessKey=None), process("p-2", businessKey="bk-2")], False)
+    )
+
+    found = make_hook(httpserver, **extra).find_unclaimed_starts(
+        "twosteptest_proc", datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    )
+
+    assert [p.id for p in found] == ["p-1"]
+    (request, _) = httpserver.log[0]
+    assert request.method == "GET" and request.path == PROCESSES
+    assert_gateway_headers(request)
+    assert args(request) == {
+        "processDefinitionKey": ["twosteptest_proc"],
+        "startedBy": [started_by],
+        "startedAfter": ["2024-05-01T08:00:00.000Z"],
+        "page": ["0"],
+        "size": ["100"],
+    }
