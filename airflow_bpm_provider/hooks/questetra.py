@@ -498,13 +498,16 @@ class QuestetraHook(BpmHook):
         return self._run(self._view_process_flow(str(process_instance_id)))
 
     @contextmanager
-    def download_file(self, file_id: int | str, process_data_instance_id: int | str) -> Iterator[Reply]:
-        """A streamed download of one file of a File-type data item; closed at exit."""
+    def download_file(
+        self, file_id: int | str, process_data_instance_id: int | str, *, offset: int = 0
+    ) -> Iterator[Reply]:
+        """One file of a File-type data item, streamed (from byte ``offset`` on); closed at exit."""
         params = {
             "id": self._numeric(file_id, "file id"),
             "processDataInstanceId": self._numeric(process_data_instance_id, "processDataInstanceId"),
         }
-        reply = self.request(Request("GET", FILE_DOWNLOAD, params=params, stream=True))
+        headers = {"Range": f"bytes={int(offset)}-"} if offset else {}
+        reply = self.request(Request("GET", FILE_DOWNLOAD, params=params, headers=headers, stream=True))
         try:
             yield reply
         finally:
@@ -934,7 +937,7 @@ class QuestetraHook(BpmHook):
         return iter([file for _, _, file in files])
 
     @contextmanager
-    def open_file(self, file: ProcessFile) -> Iterator[Reply]:
+    def open_file(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
         file_id, data_id = file.ref.get("id"), file.ref.get("processDataInstanceId")
         if file_id is None or data_id is None:
             raise BpmConfigError(
@@ -942,7 +945,7 @@ class QuestetraHook(BpmHook):
                 "use a ProcessFile from QuestetraHook.list_files",
                 conn_id=self.bpm_conn_id,
             )
-        with self.download_file(file_id, data_id) as reply:
+        with self.download_file(file_id, data_id, offset=offset) as reply:
             yield reply
 
     # ---- errors -------------------------------------------------------------------------------
