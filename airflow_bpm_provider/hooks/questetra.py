@@ -904,9 +904,17 @@ class QuestetraHook(BpmHook):
             save_only=bool(options.get("save_only", False)),
         )
 
-    def list_files(self, instance_id: str) -> Iterator[ProcessFile]:
-        """Every uploaded file of every File-type data item, by item number then file id."""
-        raw = self.view_process(instance_id)
+    def list_files(
+        self, instance_id: str, *, listed: Mapping[str, Any] | None = None
+    ) -> Iterator[ProcessFile]:
+        """Every uploaded file of every File-type data item, by item number then file id.
+
+        ``listed``: the process's entry from a search (``ProcessInstance.raw``). When its ``data``
+        carries File items (the criteria named them, as seed 000's script does), their files are
+        taken from there without another request: then only the items the criteria named count.
+        """
+        carried = listed is not None and _carries_files(listed)
+        raw = listed if carried else self.view_process(instance_id)
         pid = str(raw.get("processInstanceId", instance_id))
         data = raw.get("data") or {}
         files: list[tuple[int, int, ProcessFile]] = []
@@ -1014,3 +1022,11 @@ def _as_int(value: Any) -> int:
 def _newest_first(raw: Mapping[str, Any]) -> tuple[float, int]:
     started = parse_api_datetime(raw.get("processInstanceStartDatetime"))
     return (-(started.timestamp() if started else 0.0), -_as_int(raw.get("processInstanceId")))
+
+
+def _carries_files(entry: Mapping[str, Any]) -> bool:
+    """Whether a search entry's ``data`` includes File items (only named items are returned)."""
+    data = entry.get("data")
+    return isinstance(data, Mapping) and any(
+        isinstance(item, Mapping) and item.get("dataType") == "FILE2" for item in data.values()
+    )
