@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_bpm_provider.exceptions import BpmConfigError, BpmError, BpmTransferError
-from airflow_bpm_provider.transfer.fetch import DEFAULT_RETRIES, FileFetcher, describe_file
+from airflow_bpm_provider.transfer.fetch import DEFAULT_RETRIES, FileFetcher, accepts_keyword, describe_file
 from airflow_bpm_provider.transfer.fetch import announced_size as announced_size  # its home before
 from airflow_bpm_provider.transfer.naming import DEFAULT_LAYOUT, Layout, PathAllocator, safe_component
 from airflow_bpm_provider.transfer.progress import PROGRESS_INTERVAL, Progress
@@ -191,7 +191,7 @@ def export_process_files(
             )
         )
         progress.matched(len(instances))
-        listings = pool.map(lambda worker, instance: list(worker.list_files(instance.id)), instances)
+        listings = pool.map(_files_of, instances)
         jobs: list[tuple[int, ProcessInstance, ProcessFile, list[str]]] = []
         slots: list[dict[str, Any] | None] = []
         for instance, (files, error) in zip(instances, listings, strict=True):
@@ -243,6 +243,13 @@ def export_process_files(
     if manifest_file:
         _write_manifest(root, manifest_file, manifest, logger)
     return manifest
+
+
+def _files_of(hook: BpmHook, instance: ProcessInstance) -> list[ProcessFile]:
+    """The files of one process; from the search's own entry when the hook can use it (no request)."""
+    if accepts_keyword(hook.list_files, "listed"):
+        return list(hook.list_files(instance.id, listed=instance.raw))  # type: ignore[call-arg]
+    return list(hook.list_files(instance.id))
 
 
 def _external_entry(instance: ProcessInstance, file: ProcessFile) -> dict[str, Any]:

@@ -76,12 +76,16 @@ def resumed_size(reply: Reply, offset: int, expected: int | None) -> int | None:
     return total
 
 
-def supports_offset(hook: BpmHook) -> bool:
-    """Whether ``hook.open_file`` takes ``offset`` (a third-party hook may predate it)."""
+def accepts_keyword(method: Callable[..., Any], name: str) -> bool:
+    """Whether a hook method takes keyword ``name`` (a third-party hook may predate it)."""
     try:
-        return "offset" in inspect.signature(hook.open_file).parameters
+        return name in inspect.signature(method).parameters
     except (TypeError, ValueError):
         return False
+
+
+def supports_offset(hook: BpmHook) -> bool:
+    return accepts_keyword(hook.open_file, "offset")
 
 
 def url_path(url: str) -> str | None:

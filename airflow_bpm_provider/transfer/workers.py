@@ -78,6 +78,8 @@ class WorkerPool:
         self._executor: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> WorkerPool:
+        if self.size > 1 and not self._copyable():
+            self.size = 1
         if self.size > 1:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -146,6 +148,19 @@ class WorkerPool:
                 system=self.hook.system,
                 conn_id=self.hook.bpm_conn_id,
             )
+
+    def _copyable(self) -> bool:
+        """A hook class whose constructor differs from BpmHook's cannot be copied: run serially."""
+        try:
+            self._local.hook = self._copy()
+        except TypeError as error:
+            self.hook.log.warning(
+                "%s cannot be copied per worker thread (%s); downloading one file at a time",
+                type(self.hook).__name__,
+                error,
+            )
+            return False
+        return True
 
     def _copy(self) -> BpmHook:
         hook = self.hook
