@@ -6,6 +6,9 @@ and the export into S3 (a moto server in its own process), all at default settin
 throughput medians with min-max, each export's ratio to curl, and the export's own peak memory
 growth (this process's peak RSS over its RSS before the export; the servers are elsewhere).
 
+Also printed, for context only: what moto itself takes in (boto3's parallel ``upload_fileobj``
+of as many bytes from memory), since the store, not the download, bounds the S3 side here.
+
 Targets: both exports >= 0.9x curl, memory growth <= 16 MiB. Exits 1 when one is missed.
 """
 
@@ -109,7 +112,25 @@ def main() -> int:
     )
     s3.create_bucket(Bucket="bench")
 
-    rates: dict[str, list[float]] = {"curl": [], "local": [], "s3": []}
+    def store_ceiling(round_number: int) -> None:
+        """boto3's own parallel upload of the same number of bytes from memory: what moto takes in."""
+        from boto3.s3.transfer import TransferConfig
+
+        class Zeros:
+            def __init__(self) -> None:
+                self.left = size
+
+            def read(self, amount: int = -1) -> bytes:
+                amount = self.left if amount < 0 else min(amount, self.left)
+                self.left -= amount
+                return bytes(amount)
+
+        started = time.perf_counter()
+        s3.upload_fileobj(Zeros(), "bench", f"ceiling-{round_number}", Config=TransferConfig())
+        rates["store"].append(size / MiB / (time.perf_counter() - started))
+        s3.delete_object(Bucket="bench", Key=f"ceiling-{round_number}")
+
+    rates: dict[str, list[float]] = {"curl": [], "local": [], "s3": [], "store": []}
     growth: dict[str, list[float]] = {"local": [], "s3": []}
     scratch = tempfile.mkdtemp(prefix="bench-export-large-", dir=os.path.expanduser("~"))
     try:
@@ -119,7 +140,7 @@ def main() -> int:
             rmtree(os.path.join(scratch, "warm-up"))
             if not args.no_s3:
                 export(info, "s3://bench/warm-up/", conn_id)  # s3fs and its session: not timed either
-            sides = ["curl", "local"] + ([] if args.no_s3 else ["s3"])
+            sides = ["curl", "local"] + ([] if args.no_s3 else ["s3", "store"])
             for round_number in range(args.rounds):
                 order = sides if round_number % 2 == 0 else list(reversed(sides))
                 for side in order:
@@ -128,6 +149,10 @@ def main() -> int:
                     started = time.perf_counter()
                     if side == "curl":
                         curl(info, out)
+                    elif side == "store":
+                        store_ceiling(round_number)
+                        print(f"round {round_number + 1} store: {rates['store'][-1]:.0f} MiB/s", flush=True)
+                        continue
                     elif side == "local":
                         _, mib = peak_growth(lambda out=out: export(info, out))
                         growth["local"].append(mib)
@@ -159,6 +184,12 @@ def main() -> int:
     for side in [s for s in ("local", "s3") if rates[s]]:
         ratios = [r / c for r, c in zip(rates[side], rates["curl"], strict=True)]
         print(f"| export to {side} | {summary(rates[side])} | {summary(ratios)} | {summary(growth[side])} |")
+        if side == "s3":
+            ceiling = [r / c for r, c in zip(rates["s3"], rates["store"], strict=True)]
+            print(
+                f"| (moto's own ceiling: boto3 upload_fileobj from memory) | {summary(rates['store'])} "
+                f"| export/ceiling {summary(ceiling)} | - |"
+            )
         met = statistics.median(ratios) >= RATIO_TARGET and max(growth[side]) <= MEMORY_TARGET_MIB
         print(
             f"  target export to {side} >= {RATIO_TARGET}x curl and <= {MEMORY_TARGET_MIB:.0f} MiB: "

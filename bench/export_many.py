@@ -68,7 +68,9 @@ def project(info: dict, out: str) -> int:
     from airflow_bpm_provider.transfer.export import export_process_files
 
     with questetra_hook(info) as hook:
-        manifest = export_process_files(hook, out, query={"process_model_info_id": info["model"]})
+        # The same search as the seed's: criteria naming the File item, so no request per process.
+        criteria = PROCESS_CRITERIA.format(model=info["model"])
+        manifest = export_process_files(hook, out, query=criteria)
     return len(manifest)
 
 
