@@ -28,8 +28,10 @@ def _serve(conn: Any, layout: list[int], file_size: int, latency: float) -> None
     engine = emulator.engine
     expense = engine.definitions[summary["models"]["expense"]]
     # Each bench process has the demo expense model's file item (3); files are generated lazily.
+    bench_ids = []
     for number, count in enumerate(layout):
         instance = engine.start(expense, user=summary["user"], title=f"bench {number:03d}")
+        bench_ids.append(str(instance.id))
         for index in range(count):
             engine.add_file(instance, 3, f"file-{index:02d}.bin", size=file_size)
     emulator.faults.latency = latency
@@ -47,6 +49,7 @@ def _serve(conn: Any, layout: list[int], file_size: int, latency: float) -> None
             "password": summary["password"],
             "model": expense.id,
             "files": files,
+            "bench_ids": bench_ids,
         }
     )
     while True:

@@ -1,6 +1,7 @@
 """P1: one large file, the export vs ``curl -o`` of the same bytes from the same server.
 
-The emulator (its own process) serves one generated file of ``--size`` bytes (default 1 GiB).
+The emulator (its own process) serves one generated file of ``--size`` bytes (default 1 GiB);
+the export is given that file's process id, so both sides move the same single file.
 Alternating rounds: ``curl -o`` into a local folder (the anchor), the export into a local folder,
 and the export into S3 (a moto server in its own process), all at default settings. Printed:
 throughput medians with min-max, each export's ratio to curl, and the export's own peak memory
@@ -74,7 +75,7 @@ def export(info: dict, destination: str, dest_conn_id: str | None = None) -> lis
 
     with questetra_hook(info) as hook:
         return export_process_files(
-            hook, destination, dest_conn_id=dest_conn_id, query={"process_model_info_id": info["model"]}
+            hook, destination, dest_conn_id=dest_conn_id, process_instance_ids=info["bench_ids"]
         )
 
 
