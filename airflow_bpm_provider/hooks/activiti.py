@@ -691,7 +691,7 @@ class ActivitiHook(AnswerChecks, BpmHook):
         return found, True
 
     @contextmanager
-    def open_file(self, file: ProcessFile) -> Iterator[Reply]:
+    def open_file(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
         if file.external_url:
             raise BpmValidationError(
                 f"{file.name!r} is a link to {file.external_url}, not content stored on the server",
@@ -701,11 +701,11 @@ class ActivitiHook(AnswerChecks, BpmHook):
         ref = file.ref
         if ref.get("kind") == "variable":
             reply = self._open_variable(
-                str(ref["instance_id"]), str(ref["name"]), ended=bool(ref.get("ended"))
+                str(ref["instance_id"]), str(ref["name"]), ended=bool(ref.get("ended")), offset=offset
             )
         elif ref.get("kind") == "attachment":
             path = f"/runtime/tasks/{_q(ref['task_id'])}/attachments/{_q(ref['attachment_id'])}/content"
-            reply = self.request(Request("GET", path, stream=True))
+            reply = self.request(Request("GET", path, headers=_range(offset), stream=True))
         else:
             raise BpmConfigError(
                 f"{file.name!r} was not listed by an Activiti connection (ref {dict(ref)!r})",
@@ -717,7 +717,7 @@ class ActivitiHook(AnswerChecks, BpmHook):
         finally:
             reply.close()
 
-    def _open_variable(self, instance_id: str, name: str, *, ended: bool) -> Reply:
+    def _open_variable(self, instance_id: str, name: str, *, ended: bool, offset: int = 0) -> Reply:
         history = f"/history/historic-process-instances/{_q(instance_id)}/variables/{_q(name)}/data"
         if not ended:
             try:
@@ -725,12 +725,13 @@ class ActivitiHook(AnswerChecks, BpmHook):
                     Request(
                         "GET",
                         f"/runtime/process-instances/{_q(instance_id)}/variables/{_q(name)}/data",
+                        headers=_range(offset),
                         stream=True,
                     )
                 )
             except BpmNotFound:
                 pass  # the instance ended since it was listed: its variables live on in the history
-        return self.request(Request("GET", history, stream=True))
+        return self.request(Request("GET", history, headers=_range(offset), stream=True))
 
     # ---- deployments and definitions --------------------------------------------------------
 
@@ -1014,3 +1015,8 @@ def _newest_first(raw: Mapping[str, Any]) -> tuple[float, int, str]:
 
 def _may_be_running(states: set[ProcessState] | None) -> bool:
     return states is None or bool(states & {ProcessState.RUNNING, ProcessState.SUSPENDED})
+
+
+def _range(offset: int) -> dict[str, str]:
+    """``Range: bytes=N-`` (RFC 9110) for a download resumed at ``offset``; nothing from 0."""
+    return {"Range": f"bytes={int(offset)}-"} if offset else {}

@@ -569,8 +569,12 @@ class BpmHook(BaseHook, abc.ABC):
     def list_files(self, instance_id: str) -> Iterator[ProcessFile]: ...
 
     @abc.abstractmethod
-    def open_file(self, file: ProcessFile) -> AbstractContextManager[Reply]:
-        """A context manager yielding a streamed :class:`Reply` (``iter_bytes``, headers)."""
+    def open_file(self, file: ProcessFile, *, offset: int = 0) -> AbstractContextManager[Reply]:
+        """A context manager yielding a streamed :class:`Reply` (``iter_bytes``, headers).
+
+        With ``offset`` the request asks for the bytes from there on (``Range: bytes=N-``); the
+        server may answer 206 with that range or ignore it (200, the whole file): check the status.
+        """
 
     def ui_url(self, instance_id: str) -> str | None:
         """Where a person sees this process in the BPM system's UI, if the system has one."""

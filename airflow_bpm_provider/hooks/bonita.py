@@ -1020,7 +1020,7 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
         )
 
     @contextmanager
-    def open_file(self, file: ProcessFile) -> Iterator[Reply]:
+    def open_file(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
         """GET /portal/documentDownload?fileName=..&contentStorageId=.. streamed (the document's ``url``)."""
         if file.external_url:
             raise BpmNotFound(
@@ -1029,7 +1029,9 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
                 system=self.system,
                 conn_id=self.bpm_conn_id,
             )
-        request = Request("GET", "/portal/documentDownload", params=self._download_params(file), stream=True)
+        headers = {"Range": f"bytes={int(offset)}-"} if offset else {}
+        params = self._download_params(file)
+        request = Request("GET", "/portal/documentDownload", params=params, headers=headers, stream=True)
         reply = self.request(request)
         try:
             yield reply

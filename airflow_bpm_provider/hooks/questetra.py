@@ -516,13 +516,16 @@ class QuestetraHook(AnswerChecks, BpmHook):
         return self._run(self._view_process_flow(str(process_instance_id)))
 
     @contextmanager
-    def download_file(self, file_id: int | str, process_data_instance_id: int | str) -> Iterator[Reply]:
-        """A streamed download of one file of a File-type data item; closed at exit."""
+    def download_file(
+        self, file_id: int | str, process_data_instance_id: int | str, *, offset: int = 0
+    ) -> Iterator[Reply]:
+        """One file of a File-type data item, streamed (from byte ``offset`` on); closed at exit."""
         params = {
             "id": self._numeric(file_id, "file id"),
             "processDataInstanceId": self._numeric(process_data_instance_id, "processDataInstanceId"),
         }
-        reply = self.request(Request("GET", FILE_DOWNLOAD, params=params, stream=True))
+        headers = {"Range": f"bytes={int(offset)}-"} if offset else {}
+        reply = self.request(Request("GET", FILE_DOWNLOAD, params=params, headers=headers, stream=True))
         try:
             yield reply
         finally:
@@ -990,10 +993,18 @@ class QuestetraHook(AnswerChecks, BpmHook):
             save_only=bool(options.get("save_only", False)),
         )
 
-    def list_files(self, instance_id: str) -> Iterator[ProcessFile]:
-        """Every uploaded file of every File-type data item, by item number then file id."""
-        raw = self.view_process(instance_id)
-        where = Request("GET", PROCESS_VIEW)
+    def list_files(
+        self, instance_id: str, *, listed: Mapping[str, Any] | None = None
+    ) -> Iterator[ProcessFile]:
+        """Every uploaded file of every File-type data item, by item number then file id.
+
+        ``listed``: the process's entry from a search (``ProcessInstance.raw``). When its ``data``
+        carries File items (the criteria named them, as seed 000's script does), their files are
+        taken from there without another request: then only the items the criteria named count.
+        """
+        carried = listed is not None and _carries_files(listed)
+        raw = listed if carried else self.view_process(instance_id)
+        where = Request("POST", PROCESS_LIST) if carried else Request("GET", PROCESS_VIEW)
         pid = self._need_id(where, None, raw.get("processInstanceId", instance_id), "'processInstanceId'")
         data = self._need_object(where, None, raw.get("data") or {}, "'data'")
         files: list[tuple[int, int, ProcessFile]] = []
@@ -1035,7 +1046,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
         return iter([file for _, _, file in files])
 
     @contextmanager
-    def open_file(self, file: ProcessFile) -> Iterator[Reply]:
+    def open_file(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
         file_id, data_id = file.ref.get("id"), file.ref.get("processDataInstanceId")
         if file_id is None or data_id is None:
             raise BpmConfigError(
@@ -1043,7 +1054,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
                 "use a ProcessFile from QuestetraHook.list_files",
                 conn_id=self.bpm_conn_id,
             )
-        with self.download_file(file_id, data_id) as reply:
+        with self.download_file(file_id, data_id, offset=offset) as reply:
             yield reply
 
     # ---- errors -------------------------------------------------------------------------------
@@ -1125,3 +1136,11 @@ def _as_int(value: Any) -> int:
 def _newest_first(raw: Mapping[str, Any]) -> tuple[float, int]:
     started = parse_api_datetime(raw.get("processInstanceStartDatetime"))
     return (-(started.timestamp() if started else 0.0), -_as_int(raw.get("processInstanceId")))
+
+
+def _carries_files(entry: Mapping[str, Any]) -> bool:
+    """Whether a search entry's ``data`` includes File items (only named items are returned)."""
+    data = entry.get("data")
+    return isinstance(data, Mapping) and any(
+        isinstance(item, Mapping) and item.get("dataType") == "FILE2" for item in data.values()
+    )

@@ -669,7 +669,7 @@ class YuuvisBpmHook(AnswerChecks, BpmHook):
         return self._need_object(request, reply, first_object(self._json(request, reply)), "the DMS object")
 
     @contextlib.contextmanager
-    def open_file(self, file: ProcessFile) -> Iterator[Reply]:
+    def open_file(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
         """The content of a DMS object, streamed; name and size are in the reply's headers
         (see :func:`airflow_bpm_provider.hooks.disposition.file_name_from_reply`)."""
         object_id = (file.ref or {}).get("object_id")
@@ -678,15 +678,15 @@ class YuuvisBpmHook(AnswerChecks, BpmHook):
                 f"file {file.name!r} has no DMS object id in its ref; it was not listed by this hook",
                 conn_id=self.bpm_conn_id,
             )
-        with self._open_object(str(object_id)) as reply:
+        with self._open_object(str(object_id), offset=offset) as reply:
             yield reply
 
     @contextlib.contextmanager
-    def _open_object(self, object_id: str) -> Iterator[Reply]:
+    def _open_object(self, object_id: str, *, offset: int = 0) -> Iterator[Reply]:
+        headers = {"Range": f"bytes={int(offset)}-"} if offset else {}
+        path = f"{DMS_OBJECTS}/{segment(object_id)}/contents/file"
         try:
-            reply = self.request(
-                Request("GET", f"{DMS_OBJECTS}/{segment(object_id)}/contents/file", stream=True)
-            )
+            reply = self.request(Request("GET", path, headers=headers, stream=True))
         except (BpmNotFound, BpmAuthError) as exc:
             raise self._unreadable(exc, f"the content of DMS object '{object_id}'") from None
         try:

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_bpm_provider.transfer.fetch import DEFAULT_RETRIES
 from airflow_bpm_provider.transfer.naming import DEFAULT_LAYOUT, Layout
+from airflow_bpm_provider.transfer.workers import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
@@ -32,6 +34,10 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
     :param layout: relative path template; placeholders {process_id}, {definition},
         {definition_name}, {title}, {business_key}, {group}, {file_name}
     :param manifest_name: also write the manifest as JSON under this name in the destination
+    :param max_concurrency: downloads (and file listings) at once on this connection, each worker
+        with its own HTTP session; a 429/Retry-After or 503 pauses all of them
+    :param retries: how many more times a broken download is tried (resumed with a Range request
+        where the server allows) before the file counts as failed
     """
 
     template_fields: Sequence[str] = (
@@ -56,6 +62,8 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
         filters: Mapping[str, Any] | None = None,
         layout: str = DEFAULT_LAYOUT,
         manifest_name: str | None = None,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
+        retries: int = DEFAULT_RETRIES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -64,6 +72,10 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
         if process_instance_ids is None and query is None and not filters:
             raise ValueError("select the processes with process_instance_ids, query or filters")
         Layout.parse(layout)  # unknown placeholders fail when the DAG is parsed, not at 3 a.m.
+        if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be a whole number >= 1, got {max_concurrency!r}")
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise ValueError(f"retries must be a whole number >= 0, got {retries!r}")
         self.bpm_conn_id = bpm_conn_id
         self.destination = destination
         self.dest_conn_id = dest_conn_id
@@ -72,6 +84,8 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
         self.filters = filters
         self.layout = layout
         self.manifest_name = manifest_name
+        self.max_concurrency = max_concurrency
+        self.retries = retries
 
     def get_hook(self) -> BpmHook:
         from airflow_bpm_provider.hooks.registry import get_bpm_hook
@@ -92,6 +106,8 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
                 layout=self.layout,
                 manifest_name=self.manifest_name or None,
                 logger=self.log,
+                max_concurrency=self.max_concurrency,
+                retries=self.retries,
             )
         counts: dict[str, int] = {}
         for entry in manifest:

@@ -20,24 +20,45 @@ DIALECTS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
+class Knobs:
+    """Latency, injected faults and the request log, in front of every dialect.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs each
+    response through an extra task and memory stream, a cost per request that made the emulator,
+    not the client, the bottleneck of benchmarks with many small requests.
+    """
+
+    def __init__(self, app: Any, *, engine: Engine, faults: FaultPlan) -> None:
+        self.app = app
+        self.engine = engine
+        self.faults = faults
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        self.engine.requests.append((method, path))
+        if self.faults.latency:
+            await asyncio.sleep(self.faults.latency)
+        fault = self.faults.take(method, path)
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+        from fastapi.responses import PlainTextResponse
+
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        await PlainTextResponse(fault.body, status_code=fault.status, headers=headers)(scope, receive, send)
+
+
 def create_app(engine: Engine, faults: FaultPlan) -> Any:
     from importlib import import_module
 
-    from fastapi import FastAPI, Request
-    from fastapi.responses import PlainTextResponse
+    from fastapi import FastAPI
 
     app = FastAPI(title="airflow-bpm-provider emulator", docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.middleware("http")
-    async def knobs(request: Request, call_next: Any) -> Any:
-        engine.requests.append((request.method, request.url.path))
-        if faults.latency:
-            await asyncio.sleep(faults.latency)
-        fault = faults.take(request.method, request.url.path)
-        if fault is not None:
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            return PlainTextResponse(fault.body, status_code=fault.status, headers=headers)
-        return await call_next(request)
+    app.add_middleware(Knobs, engine=engine, faults=faults)
 
     for module_name, mounts in DIALECTS:
         module = import_module(module_name)

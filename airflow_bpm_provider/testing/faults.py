@@ -22,6 +22,8 @@ class FaultPlan:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self.latency = 0.0
+        self.ranges = True  # honour ``Range: bytes=N-`` on downloads (206); off: always the whole file
+        self.served_ranges: list[tuple[str, int]] = []  # (path, first byte) of every 206 sent
 
     def add(
         self,
@@ -45,6 +47,8 @@ class FaultPlan:
         with self._lock:
             self._faults.clear()
             self.latency = 0.0
+            self.ranges = True
+            self.served_ranges.clear()
 
     def take(self, method: str, path: str, *, truncation: bool = False) -> Fault | None:
         with self._lock:

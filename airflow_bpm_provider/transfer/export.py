@@ -1,7 +1,9 @@
 """The export job: every file of the chosen processes into one destination, with a manifest.
 
-Plain Python on a hook, so it runs in an operator, a ``@task`` or a script alike. One failed file
-does not stop the others; the job fails at the end, naming every file that did not land.
+Plain Python on a hook, so it runs in an operator, a ``@task`` or a script alike. Files download
+in parallel (``max_concurrency`` per connection), each retried on its own (resumed where the
+server allows) before it counts as failed. One failed file does not stop the others; the job
+fails at the end, naming every file that did not land.
 """
 
 from __future__ import annotations
@@ -9,12 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_bpm_provider.exceptions import BpmConfigError, BpmError, BpmTransferError
+from airflow_bpm_provider.transfer.fetch import DEFAULT_RETRIES, FileFetcher, accepts_keyword, describe_file
+from airflow_bpm_provider.transfer.fetch import announced_size as announced_size  # its home before
 from airflow_bpm_provider.transfer.naming import DEFAULT_LAYOUT, Layout, PathAllocator, safe_component
-from airflow_bpm_provider.transfer.writer import Spool, plain_url, publish, write_file
+from airflow_bpm_provider.transfer.progress import PROGRESS_INTERVAL, Progress
+from airflow_bpm_provider.transfer.workers import DEFAULT_CONCURRENCY, WorkerPool
+from airflow_bpm_provider.transfer.writer import plain_url, write_bytes
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -43,23 +50,6 @@ def as_destination(
     if not isinstance(destination, str) or not destination.strip():
         raise BpmConfigError(f"destination must be a URL or path, got {destination!r}")
     return ObjectStoragePath(destination, conn_id=dest_conn_id)
-
-
-def announced_size(file: ProcessFile, headers: Mapping[str, str]) -> int | None:
-    """The size to check a download against: the file's own size, else Content-Length.
-
-    Content-Length counts encoded bytes; with a Content-Encoding the decoded stream is longer.
-    """
-    if file.size is not None:
-        return int(file.size)
-    encoding = (headers.get("content-encoding") or "identity").strip().lower()
-    length = headers.get("content-length")
-    if length is None or encoding != "identity":
-        return None
-    try:
-        return int(length)
-    except ValueError:
-        return None
 
 
 def select_processes(
@@ -143,6 +133,11 @@ def export_process_files(
     manifest_name: str | None = None,
     chunk_size: int = CHUNK_SIZE,
     logger: Any = None,
+    max_concurrency: int = DEFAULT_CONCURRENCY,
+    retries: int = DEFAULT_RETRIES,
+    retry_delay: float | None = None,
+    progress_interval: float = PROGRESS_INTERVAL,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[dict[str, Any]]:
     """Download every file of the selected processes under ``destination``; return the manifest.
 
@@ -150,8 +145,18 @@ def export_process_files(
     external files), url, size, sha256, status (written, replaced, unchanged or external), group.
     The manifest is written as JSON (``manifest_name``) only when every file landed, so its
     presence tells a downstream reader the export is complete.
+
+    ``max_concurrency`` requests run at once on this connection (each worker thread has its own
+    HTTP session); a server that asks to slow down (429, Retry-After, 503) pauses all of them.
+    A broken download is tried ``retries`` more times, ``retry_delay`` seconds apart and growing
+    (default: the connection's own retry delay), before the file counts as failed. Progress is
+    logged every ``progress_interval`` seconds.
     """
     logger = logger or log
+    if not isinstance(max_concurrency, int) or max_concurrency < 1:
+        raise BpmConfigError(f"max_concurrency must be a whole number >= 1, got {max_concurrency!r}")
+    if not isinstance(retries, int) or retries < 0:
+        raise BpmConfigError(f"retries must be a whole number >= 0, got {retries!r}")
     plan = layout if isinstance(layout, Layout) else Layout.parse(layout)
     root = as_destination(destination, dest_conn_id)
     allocator = PathAllocator()
@@ -163,34 +168,63 @@ def export_process_files(
         if stale.exists():
             stale.unlink()
 
-    manifest: list[dict[str, Any]] = []
     failures: list[str] = []
+    where = f"{hook.system} connection '{hook.bpm_conn_id}'"
+    progress = Progress(logger, interval=progress_interval, clock=clock)
 
     def unreadable(pid: str, exc: BpmError) -> None:
-        failures.append(f"process {pid}: could not be read: {exc}")
+        failures.append(f"{where}, process {pid}: could not be read: {exc}")
 
-    for instance in select_processes(
-        hook, process_instance_ids=process_instance_ids, query=query, filters=filters, on_error=unreadable
-    ):
-        try:
-            files = list(hook.list_files(instance.id))
-        except BpmError as exc:
-            failures.append(f"process {instance.id}: could not list its files: {exc}")
-            continue
-        for file in files:
-            if file.external_url:
-                manifest.append(_external_entry(instance, file))
+    if retry_delay is None:
+        retry_delay = hook.retry_policy.initial_delay
+    with WorkerPool(hook, max_concurrency, clock=clock) as pool:
+        fetcher = FileFetcher(
+            chunk_size=chunk_size, retries=retries, retry_delay=retry_delay, pacer=pool.pacer, logger=logger
+        )
+        instances = list(
+            select_processes(
+                hook,
+                process_instance_ids=process_instance_ids,
+                query=query,
+                filters=filters,
+                on_error=unreadable,
+            )
+        )
+        progress.matched(len(instances))
+        listings = pool.map(_files_of, instances)
+        jobs: list[tuple[int, ProcessInstance, ProcessFile, list[str]]] = []
+        slots: list[dict[str, Any] | None] = []
+        for instance, (files, error) in zip(instances, listings, strict=True):
+            if error is not None:
+                failures.append(f"{where}, process {instance.id}: could not list its files: {error}")
                 continue
-            parts = allocator.claim(plan.render(layout_values(instance, file)))
-            relative = "/".join(parts)
-            try:
-                entry = _download(hook, file, root.joinpath(*parts), relative, chunk_size)
-            except BpmError as exc:
-                failures.append(f"process {instance.id}, file {file.name!r} -> {relative}: {exc}")
-                continue
+            for file in files:
+                if file.external_url:
+                    slots.append(_external_entry(instance, file))
+                    continue
+                parts = allocator.claim(plan.render(layout_values(instance, file)))
+                jobs.append((len(slots), instance, file, parts))
+                slots.append(None)
+        progress.planned(len(jobs), sum(int(file.size or 0) for _, _, file, _ in jobs))
+
+        def run(worker: BpmHook, job: tuple[int, ProcessInstance, ProcessFile, list[str]]) -> dict[str, Any]:
+            _, _, file, parts = job
+            entry = fetcher.fetch(worker, file, root.joinpath(*parts), "/".join(parts), progress.add_bytes)
             entry["group"] = file.group
+            progress.file_done()
             logger.info("%s %s (%d bytes)", entry["status"], entry["url"], entry["size"])
-            manifest.append(entry)
+            return entry
+
+        results = pool.map(run, jobs, on_wait=progress.tick)
+        for (slot, _, file, parts), (entry, error) in zip(jobs, results, strict=True):
+            if error is not None:
+                progress.file_done()
+                reason = getattr(error, "reason", error)
+                failures.append(f"{describe_file(hook, file, error)} -> {'/'.join(parts)}: {reason}")
+                continue
+            slots[slot] = entry
+    manifest = [entry for entry in slots if entry is not None]
+    progress.finished(failed=len(failures))
 
     if failures:
         logger.error(
@@ -202,6 +236,8 @@ def export_process_files(
         raise BpmTransferError(
             f"export to {plain_url(root)} is incomplete: {len(failures)} failure(s), "
             f"{len(manifest)} file(s) landed",
+            system=hook.system,
+            conn_id=hook.bpm_conn_id,
             details=failures,
         )
     if manifest_file:
@@ -209,27 +245,11 @@ def export_process_files(
     return manifest
 
 
-def _download(
-    hook: BpmHook, file: ProcessFile, target: ObjectStoragePath, relative: str, chunk_size: int
-) -> dict[str, Any]:
-    with hook.open_file(file) as reply:
-        written = write_file(
-            reply.iter_bytes(chunk_size),
-            target,
-            expected_size=announced_size(file, reply.headers),
-            process_id=file.process_instance_id,
-            file_name=file.name,
-            relative_path=relative,
-        )
-    return {
-        "process_id": written.process_id,
-        "file_name": written.file_name,
-        "path": written.relative_path,
-        "url": written.url,
-        "size": written.size,
-        "sha256": written.sha256,
-        "status": written.status,
-    }
+def _files_of(hook: BpmHook, instance: ProcessInstance) -> list[ProcessFile]:
+    """The files of one process; from the search's own entry when the hook can use it (no request)."""
+    if accepts_keyword(hook.list_files, "listed"):
+        return list(hook.list_files(instance.id, listed=instance.raw))  # type: ignore[call-arg]
+    return list(hook.list_files(instance.id))
 
 
 def _external_entry(instance: ProcessInstance, file: ProcessFile) -> dict[str, Any]:
@@ -246,17 +266,7 @@ def _external_entry(instance: ProcessInstance, file: ProcessFile) -> dict[str, A
 
 
 def _write_manifest(root: ObjectStoragePath, name: str, manifest: list[dict[str, Any]], logger: Any) -> None:
-    import hashlib
-    import tempfile
-
     body = json.dumps({"files": manifest}, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
-    fd, path = tempfile.mkstemp(prefix="bpm-manifest-", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(body)
-        target = root / name
-        spooled = Spool(path=path, size=len(body), sha256=hashlib.sha256(body).hexdigest())
-        status = publish(spooled, target, what=f"manifest {name!r}")
-    finally:
-        os.unlink(path)
+    target = root / name
+    status = write_bytes(target, body, what=f"manifest {name!r}")
     logger.info("manifest %s: %s (%d files)", plain_url(target), status, len(manifest))

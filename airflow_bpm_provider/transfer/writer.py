@@ -1,19 +1,22 @@
-"""Stream one download into an ``ObjectStoragePath`` so that only a complete, checked file appears.
+"""Write one download straight to its destination so that only a complete, checked file appears.
 
-The bytes go to a local spool file first (hashing and counting on the way, so memory stays at one
-chunk), are checked against the size the server announced, and only then published: on a local
-disk through a hidden sibling and ``os.replace``, on an object store with one upload (an object
-becomes visible only when its upload completes). A re-run that finds an identical file leaves it.
+The bytes are written once, at the destination side: on a local disk into a hidden sibling of the
+target (then size check, fsync and an atomic ``os.replace``), on an object store into a streamed
+multipart upload that becomes visible only when it completes, elsewhere into a hidden sibling
+that is renamed. Hashing and counting happen on the way, and the network is read by its own
+thread through a small bounded queue, so reading, hashing and writing overlap while memory stays
+at a few chunks whatever the file size. A re-run that finds an identical file leaves it alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import queue
+import threading
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +26,16 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 COPY_BUFFER = 1024 * 1024
+# Chunks in flight between the network thread and the writer: bounds memory (x chunk size).
+QUEUE_DEPTH = 4
+# Smaller bodies are read inline: a thread per file costs more than it overlaps.
+INLINE_BELOW = 2 * 1024 * 1024
+# A local file is pushed to disk in the background every this many bytes (see LocalSink).
+SYNC_EVERY = 32 * 1024 * 1024
+# Object store part size: S3's minimum, so an upload holds at most one part in memory.
+PART_SIZE = 5 * 1024 * 1024
 LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
-# Stores where a single put is atomic; anything else with real directories gets temp + rename.
+# Stores where an object appears only once its (multipart) upload completes.
 OBJECT_STORE_PROTOCOLS = frozenset(
     {"s3", "s3a", "s3n", "gs", "gcs", "abfs", "abfss", "az", "adl", "oss", "r2", "wasb", "wasbs"}
 )
@@ -50,48 +61,331 @@ class WrittenFile:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Spool:
-    path: str
-    size: int
-    sha256: str
+class Sink:
+    """Where the bytes of one file go until :meth:`commit` makes them visible at the target."""
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        """Throw away what was written: the next write starts the file again."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Leave nothing behind; safe to call more than once and after a failed commit."""
+        raise NotImplementedError
 
 
-@contextmanager
-def spool(
-    chunks: Iterable[bytes], *, expected_size: int | None, what: str, spool_dir: str | None = None
-) -> Iterator[Spool]:
-    """Write ``chunks`` to a local temporary file, checked against ``expected_size``; removed at exit."""
-    fd, path = tempfile.mkstemp(prefix="bpm-download-", suffix=".part", dir=spool_dir)
-    try:
-        digest, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out:
-            try:
-                for chunk in chunks:
-                    if not chunk:
-                        continue
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    if expected_size is not None and size > expected_size:
-                        # Stop reading: a server sending more than it announced may never stop.
-                        raise BpmTransferError(
-                            f"{what}: received more than the announced {expected_size} bytes"
-                        )
-            except BpmTransferError:
-                raise
-            except Exception as exc:
-                reason = str(exc) if isinstance(exc, BpmError) else f"{type(exc).__name__}: {exc}"
-                raise BpmTransferError(f"{what}: download broke off after {size} bytes: {reason}") from exc
-        if expected_size is not None and size != expected_size:
+class LocalSink(Sink):
+    """A hidden sibling of the target, fsynced and renamed over it: the target is always whole."""
+
+    def __init__(self, path: str) -> None:
+        directory = os.path.dirname(path)
+        self._created: list[str] = []  # folders made for this file, removed again on abort
+        missing = directory
+        while missing and not os.path.exists(missing):
+            self._created.append(missing)
+            missing = os.path.dirname(missing)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self.path = path
+        self.temp = os.path.join(directory, os.path.basename(_hidden_sibling(path)))
+        self._out = open(self.temp, "xb")  # noqa: SIM115 - closed by commit/abort
+        self._unsynced = 0
+        self._syncer: threading.Thread | None = None
+
+    def write(self, data: bytes) -> None:
+        self._out.write(data)
+        self._unsynced += len(data)
+        if self._unsynced >= SYNC_EVERY:
+            self._unsynced = 0
+            self._start_sync()
+
+    def _start_sync(self) -> None:
+        """Push the bytes written so far to disk on a side thread while the download goes on, so
+        the fsync before the rename finds little left to do (the disk works alongside the network)."""
+        if self._syncer is not None and self._syncer.is_alive():
+            return
+        self._out.flush()
+        fd = self._out.fileno()
+        self._syncer = threading.Thread(target=_quiet_sync, args=(fd,), name="bpm-fsync", daemon=True)
+        self._syncer.start()
+
+    def _join_sync(self) -> None:
+        if self._syncer is not None:
+            self._syncer.join()
+            self._syncer = None
+
+    def restart(self) -> None:
+        self._join_sync()
+        self._out.seek(0)
+        self._out.truncate()
+
+    def commit(self) -> None:
+        self._out.flush()
+        self._join_sync()
+        os.fsync(self._out.fileno())
+        self._out.close()
+        os.replace(self.temp, self.path)
+
+    def abort(self) -> None:
+        with suppress(Exception):
+            self._join_sync()
+        with suppress(Exception):
+            self._out.close()
+        with suppress(FileNotFoundError):
+            os.unlink(self.temp)
+        for folder in self._created:
+            with suppress(OSError):  # not empty: another file landed there meanwhile
+                os.rmdir(folder)
+
+
+class ObjectSink(Sink):
+    """A streamed (multipart) upload: the object appears only when :meth:`commit` completes it."""
+
+    def __init__(self, target: ObjectStoragePath) -> None:
+        self.target = target
+        self._out = self._open()
+
+    def _open(self) -> Any:
+        return self.target.fs.open(self.target.path, "wb", block_size=PART_SIZE)
+
+    def write(self, data: bytes) -> None:
+        self._out.write(data)
+
+    def restart(self) -> None:
+        self._discard()
+        self._out = self._open()
+
+    def commit(self) -> None:
+        self._out.close()
+
+    def abort(self) -> None:
+        with suppress(Exception):
+            self._discard()
+
+    def _discard(self) -> None:
+        out = self._out
+        if out.closed:
+            return
+        out.discard()  # aborts a started multipart upload: no part stays billed or visible
+        out.closed = True  # a discarded fsspec file must not upload its buffer when collected
+
+
+class RenameSink(Sink):
+    """Stores with real folders but no atomic upload: a hidden sibling, moved into place."""
+
+    def __init__(self, target: ObjectStoragePath) -> None:
+        self.target = target
+        self.fs = target.fs
+        with suppress(FileExistsError):
+            self.fs.makedirs(target.parent.path, exist_ok=True)
+        self.temp = _hidden_sibling(target.path)
+        self._out = self.fs.open(self.temp, "wb")
+
+    def write(self, data: bytes) -> None:
+        self._out.write(data)
+
+    def restart(self) -> None:
+        self._out.close()
+        self._out = self.fs.open(self.temp, "wb")
+
+    def commit(self) -> None:
+        self._out.close()
+        self.fs.mv(self.temp, self.target.path)
+
+    def abort(self) -> None:
+        with suppress(Exception):
+            self._out.close()
+        with suppress(Exception):
+            self.fs.rm(self.temp)
+
+
+def _quiet_sync(fd: int) -> None:
+    # Only an early start: the fsync in commit() is the one whose failure counts.
+    sync = getattr(os, "fdatasync", os.fsync)
+    with suppress(OSError):
+        sync(fd)
+
+
+def open_sink(target: ObjectStoragePath) -> Sink:
+    protocol = target.protocol or ""
+    if protocol in LOCAL_PROTOCOLS:
+        return LocalSink(target.path)
+    if protocol in OBJECT_STORE_PROTOCOLS:
+        return ObjectSink(target)
+    return RenameSink(target)
+
+
+class Download:
+    """One file on its way to ``target``: fed by one or more streams (a resumed download), then
+    finished (checked, compared with what is there, published) or aborted.
+
+    ``received`` counts the bytes written so far: where a resumed request has to start.
+    """
+
+    def __init__(self, target: ObjectStoragePath, *, what: str) -> None:
+        self.target = target
+        self.what = what
+        self.received = 0
+        self._digest = hashlib.sha256()
+        self._sink: Sink | None = None
+
+    def restart(self) -> None:
+        """The server sends the file from its start again: forget the partial copy."""
+        if self._sink is not None and self.received:
+            self._guard(self._sink.restart)
+        self.received = 0
+        self._digest = hashlib.sha256()
+
+    def feed(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        expected_size: int | None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        """Write a stream's chunks; raises BpmTransferError when it breaks or brings too much."""
+        sink = self._sink or self._guard(lambda: open_sink(self.target))
+        self._sink = sink
+        source = chunks
+        if expected_size is None or expected_size - self.received >= INLINE_BELOW:
+            source = _ReadAhead(chunks)
+        try:
+            for chunk in source:
+                if not chunk:
+                    continue
+                if expected_size is not None and self.received + len(chunk) > expected_size:
+                    # Stop reading: a server sending more than it announced may never stop.
+                    raise BpmTransferError(
+                        f"{self.what}: received more than the announced {expected_size} bytes"
+                    )
+                self._digest.update(chunk)
+                self._guard(lambda chunk=chunk: sink.write(chunk))
+                self.received += len(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+        except BpmTransferError:
+            raise
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, BpmError) else f"{type(exc).__name__}: {exc}"
             raise BpmTransferError(
-                f"{what}: received {size} bytes but the server announced {expected_size}; "
+                f"{self.what}: download broke off after {self.received} bytes: {reason}"
+            ) from exc
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None and source is not chunks:
+                close()
+        if expected_size is not None and self.received != expected_size:
+            raise BpmTransferError(
+                f"{self.what}: received {self.received} bytes but the server announced {expected_size}; "
                 "the download was cut short"
             )
-        yield Spool(path=path, size=size, sha256=digest.hexdigest())
-    finally:
-        with suppress(FileNotFoundError):
-            os.unlink(path)
+
+    def finish(self, *, process_id: str | None, file_name: str | None, relative_path: str) -> WrittenFile:
+        """Publish the checked bytes (or keep an identical file already there)."""
+        sha256 = self._digest.hexdigest()
+        sink = self._sink or self._guard(lambda: open_sink(self.target))
+        self._sink = sink
+        try:
+            existing = _existing_size(self.target)
+            if existing == self.received and _sha256_of(self.target) == sha256:
+                sink.abort()
+                status = STATUS_UNCHANGED
+            else:
+                sink.commit()
+                status = STATUS_WRITTEN if existing is None else STATUS_REPLACED
+        except BaseException as exc:
+            sink.abort()
+            if isinstance(exc, BpmError) or not isinstance(exc, Exception):
+                raise
+            raise BpmTransferError(
+                f"{self.what}: could not write {plain_url(self.target)}: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            self._sink = None
+        return WrittenFile(
+            process_id=process_id,
+            file_name=file_name,
+            relative_path=relative_path,
+            url=plain_url(self.target),
+            size=self.received,
+            sha256=sha256,
+            status=status,
+        )
+
+    def abort(self) -> None:
+        if self._sink is not None:
+            self._sink.abort()
+            self._sink = None
+
+    def _guard(self, action: Callable[[], Any]) -> Any:
+        """Run a destination-side action; its failures are transfer errors naming the target."""
+        try:
+            return action()
+        except BpmError:
+            raise
+        except Exception as exc:
+            raise BpmTransferError(
+                f"{self.what}: could not write {plain_url(self.target)}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+class _ReadAhead:
+    """Iterate ``chunks`` on a thread of its own, at most ``QUEUE_DEPTH`` chunks ahead."""
+
+    _END = object()
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, args=(chunks,), name="bpm-download", daemon=True)
+        self._thread.start()
+
+    def _pump(self, chunks: Iterable[bytes]) -> None:
+        try:
+            for chunk in chunks:
+                if not self._put(chunk):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(_Failure(exc))
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> _ReadAhead:
+        return self
+
+    def __next__(self) -> bytes:
+        item = self._queue.get()
+        if item is self._END:
+            raise StopIteration
+        if isinstance(item, _Failure):
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        """Stop the reader; it ends at its next chunk (or when its stream is closed)."""
+        self._stop.set()
+        with suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._thread.join(timeout=0.5)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
 
 
 def write_file(
@@ -102,21 +396,31 @@ def write_file(
     process_id: str | None = None,
     file_name: str | None = None,
     relative_path: str | None = None,
-    spool_dir: str | None = None,
 ) -> WrittenFile:
     """Download ``chunks`` to ``target`` atomically; raise BpmTransferError and leave nothing otherwise."""
     what = f"file {file_name!r} of process {process_id}" if file_name else str(target)
-    with spool(chunks, expected_size=expected_size, what=what, spool_dir=spool_dir) as spooled:
-        status = publish(spooled, target, what=what)
-    return WrittenFile(
+    download = Download(target, what=what)
+    try:
+        download.feed(chunks, expected_size=expected_size)
+    except BaseException:
+        download.abort()
+        raise
+    return download.finish(
         process_id=process_id,
         file_name=file_name,
         relative_path=relative_path if relative_path is not None else target.name,
-        url=plain_url(target),
-        size=spooled.size,
-        sha256=spooled.sha256,
-        status=status,
     )
+
+
+def write_bytes(target: ObjectStoragePath, body: bytes, *, what: str) -> str:
+    """Publish a small body (the manifest) the same way; returns written, replaced or unchanged."""
+    download = Download(target, what=what)
+    try:
+        download.feed([body], expected_size=len(body))
+    except BaseException:
+        download.abort()
+        raise
+    return download.finish(process_id=None, file_name=None, relative_path=target.name).status
 
 
 def plain_url(target: ObjectStoragePath) -> str:
@@ -125,26 +429,6 @@ def plain_url(target: ObjectStoragePath) -> str:
     if protocol in LOCAL_PROTOCOLS:
         return target.path
     return f"{protocol}://{target.path}"
-
-
-def publish(spooled: Spool, target: ObjectStoragePath, *, what: str) -> str:
-    """Move a checked spool file to ``target``; returns written, replaced or unchanged."""
-    try:
-        existing_size = _existing_size(target)
-        if existing_size == spooled.size and _sha256_of(target) == spooled.sha256:
-            return STATUS_UNCHANGED
-        protocol = target.protocol or ""
-        if protocol in LOCAL_PROTOCOLS:
-            _publish_local(spooled.path, target.path)
-        elif protocol in OBJECT_STORE_PROTOCOLS:
-            _publish_object(spooled.path, target)
-        else:
-            _publish_with_rename(spooled.path, target)
-    except BpmError:
-        raise
-    except Exception as exc:
-        raise BpmTransferError(f"{what}: could not write {target}: {type(exc).__name__}: {exc}") from exc
-    return STATUS_WRITTEN if existing_size is None else STATUS_REPLACED
 
 
 def _existing_size(target: ObjectStoragePath) -> int | None:
@@ -172,41 +456,3 @@ def _hidden_sibling(path: str) -> str:
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     name = f".bpm-{uuid.uuid4().hex[:16]}.part"
     return f"{parent}/{name}" if parent else name
-
-
-def _publish_local(source: str, path: str) -> None:
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    temp = os.path.join(directory, os.path.basename(_hidden_sibling(path)))
-    try:
-        with open(source, "rb") as src, open(temp, "xb") as dst:
-            while block := src.read(COPY_BUFFER):
-                dst.write(block)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-
-
-def _publish_object(source: str, target: ObjectStoragePath) -> None:
-    # One put: S3/GCS/Azure show an object (also a multipart one) only once it is complete.
-    target.fs.put_file(source, target.path)
-
-
-def _publish_with_rename(source: str, target: ObjectStoragePath) -> None:
-    fs = target.fs
-    parent = target.parent.path
-    with suppress(FileExistsError):
-        fs.makedirs(parent, exist_ok=True)
-    temp = _hidden_sibling(target.path)
-    try:
-        fs.put_file(source, temp)
-        fs.mv(temp, target.path)
-    except BaseException:
-        with suppress(Exception):
-            fs.rm(temp)
-        raise

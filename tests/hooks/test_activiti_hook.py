@@ -1132,6 +1132,27 @@ def test_files_are_binary_variables_plus_task_attachments_and_stream(httpserver:
         hook.open_file(files[3]).__enter__()
 
 
+def test_open_file_from_an_offset_sends_a_range(httpserver: HTTPServer):
+    # RFC 9110 Range on the documented content endpoints, to resume a broken download.
+    for path, ref in (
+        (
+            "/bpmn/runtime/tasks/8/attachments/11/content",
+            {"kind": "attachment", "task_id": "8", "attachment_id": "11"},
+        ),
+        (
+            "/bpmn/runtime/process-instances/5/variables/contract/data",
+            {"kind": "variable", "instance_id": "5", "name": "contract", "ended": False},
+        ),
+    ):
+        httpserver.expect_request(
+            path, method="GET", headers={**AUTH, "Range": "bytes=3-"}, query_string=""
+        ).respond_with_data(b"rest", status=206, headers={"Content-Range": "bytes 3-6/7"})
+        file = ProcessFile(name="f", size=7, content_type=None, process_instance_id="5", ref=ref)
+        with make_hook(httpserver).open_file(file, offset=3) as reply:
+            assert reply.status == 206 and b"".join(reply.iter_bytes(64)) == b"rest"
+    httpserver.check_assertions()
+
+
 def test_files_of_an_ended_instance_come_from_the_history(httpserver: HTTPServer):
     httpserver.expect_request(
         "/bpmn/runtime/process-instances/5/variables", method="GET", headers=AUTH, query_string=""

@@ -226,7 +226,9 @@ def test_export_reports_external_documents_and_detects_truncation(emu, hook, dem
     assert statuses["expense-policy-v3.pdf"] == "written"
     emu.faults.truncate("/portal/documentDownload")
     with pytest.raises(BpmTransferError):
-        export_process_files(hook, str(tmp_path / "again"), process_instance_ids=[demo["cases"]["open"]])
+        export_process_files(
+            hook, str(tmp_path / "again"), process_instance_ids=[demo["cases"]["open"]], retries=0
+        )
 
 
 def test_bearer_connection(emu, monkeypatch, demo):

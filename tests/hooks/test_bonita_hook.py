@@ -38,7 +38,7 @@ from airflow_bpm_provider.exceptions import (
 )
 from airflow_bpm_provider.hooks.bonita import BonitaHook
 from airflow_bpm_provider.hooks.retry import RetryPolicy
-from airflow_bpm_provider.models import ProcessState
+from airflow_bpm_provider.models import ProcessFile, ProcessState
 
 PASSWORD = "Pw-bonita-never-leak-4417"
 USER = "walter.bates"
@@ -1431,6 +1431,28 @@ def test_open_file_streams_the_download_servlet(httpserver: HTTPServer, bonita: 
         assert reply.stream is not None  # streamed, not read whole
         received = b"".join(reply.iter_bytes(4096))
     assert received == content
+    (download,) = bonita.requests("/portal/")
+    assert download.cookies["JSESSIONID"] == "S1"
+    httpserver.check_assertions()
+
+
+def test_open_file_from_an_offset_sends_a_range(httpserver: HTTPServer, bonita: FakeBonita):
+    # RFC 9110 Range on the download servlet, to resume a broken download.
+    httpserver.expect_request(
+        f"{BASE}/portal/documentDownload",
+        method="GET",
+        query_string=qs(("fileName", "a.pdf"), ("contentStorageId", "4")),
+        headers={"Range": "bytes=2-"},
+    ).respond_with_data(b"rest", status=206, headers={"Content-Range": "bytes 2-5/6"})
+    file = ProcessFile(
+        name="a.pdf",
+        size=6,
+        content_type=None,
+        process_instance_id="1",
+        ref={"url": "documentDownload?fileName=a.pdf&contentStorageId=4"},
+    )
+    with make_hook(httpserver).open_file(file, offset=2) as reply:
+        assert reply.status == 206 and b"".join(reply.iter_bytes(64)) == b"rest"
     (download,) = bonita.requests("/portal/")
     assert download.cookies["JSESSIONID"] == "S1"
     httpserver.check_assertions()

@@ -1361,6 +1361,35 @@ def test_open_file_streams_the_download(httpserver: HTTPServer):
     assert request.headers["Authorization"] == BASIC
 
 
+def test_open_file_from_an_offset_asks_for_the_rest_with_a_range(httpserver: HTTPServer):
+    # RFC 9110 Range on the documented download; a 206 with Content-Range is the server's yes.
+    httpserver.expect_request(
+        "/API/OR/ProcessInstance/File/download", method="GET", headers={"Range": "bytes=1000-"}
+    ).respond_with_data(b"rest", status=206, headers={"Content-Range": "bytes 1000-1003/1004"})
+    file = ProcessFile(
+        name="r.pdf",
+        size=1004,
+        content_type=None,
+        process_instance_id="183",
+        ref={"id": 9301, "processDataInstanceId": 9200},
+    )
+    with make_hook(httpserver).open_file(file, offset=1000) as reply:
+        assert reply.status == 206 and b"".join(reply.iter_bytes(1024)) == b"rest"
+    [request] = seen(httpserver)
+    assert query(request) == {"id": ["9301"], "processDataInstanceId": ["9200"]}
+
+
+def test_list_files_takes_the_file_items_a_search_carried_without_a_request(httpserver: HTTPServer):
+    entry = process_with_files()
+    files = list(make_hook(httpserver).list_files("183", listed=entry))
+    assert [f.name for f in files] == ["ques-kun-01.png", "README.txt", "r.pdf"]
+    assert seen(httpserver) == []
+    # A search entry without File items (the criteria named none) cannot tell: view it.
+    httpserver.expect_request("/API/OR/ProcessInstance/view").respond_with_json({"processInstance": entry})
+    assert len(list(make_hook(httpserver).list_files("183", listed={**entry, "data": None}))) == 3
+    assert len(seen(httpserver)) == 1
+
+
 def test_open_file_needs_a_questetra_reference(httpserver: HTTPServer):
     file = ProcessFile(name="x", size=None, content_type=None, process_instance_id="1", ref={"url": "/x"})
     with pytest.raises(BpmConfigError, match="no Questetra reference"), make_hook(httpserver).open_file(file):

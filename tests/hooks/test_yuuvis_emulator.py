@@ -188,7 +188,7 @@ def test_a_truncated_download_fails_the_export(emu, hook, tmp_path):
     intake = hook.find_process_by_business_key(INTAKE_KEY, INTAKE_BUSINESS_KEY)
     emu.faults.truncate("/contents/file", times=5)
     with pytest.raises(BpmError):
-        export_process_files(hook, str(tmp_path), process_instance_ids=[intake.id])
+        export_process_files(hook, str(tmp_path), process_instance_ids=[intake.id], retries=0)
     assert not any(p.name == SCAN_NAME for p in tmp_path.rglob("*"))
 
 

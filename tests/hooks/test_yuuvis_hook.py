@@ -1147,6 +1147,21 @@ def test_open_file_streams_with_name_and_size_from_headers(httpserver: HTTPServe
     assert_gateway_headers(request)
 
 
+def test_open_file_from_an_offset_sends_a_range(httpserver: HTTPServer):
+    # RFC 9110 Range on the documented content endpoint, to resume a broken download.
+    httpserver.expect_request(
+        "/api/dms/objects/obj-1/contents/file", method="GET", headers={"Range": "bytes=5-"}
+    ).respond_with_data(b"rest", status=206, headers={"Content-Range": "bytes 5-8/9"})
+    file = ProcessFile(
+        name="obj-1", size=9, content_type=None, process_instance_id="p-1", ref={"object_id": "obj-1"}
+    )
+    with make_hook(httpserver).open_file(file, offset=5) as reply:
+        assert reply.status == 206 and b"".join(reply.iter_bytes(64)) == b"rest"
+    request = httpserver.log[0][0]
+    assert args(request) == {}
+    assert_gateway_headers(request)
+
+
 def test_open_file_errors(httpserver: HTTPServer):
     httpserver.expect_request("/api/dms/objects/obj-1/contents/file").respond_with_data("gone", status=404)
     hook = make_hook(httpserver)

@@ -88,6 +88,8 @@ def test_a_failing_file_fails_the_task_after_the_others_landed(bpm, instance, su
         ({"process_instance_ids": ["1"], "layout": "{process_id}"}, BpmConfigError, "file_name"),
         ({}, ValueError, "select the processes"),
         ({"process_instance_ids": ["1"], "query": {"a": 1}}, ValueError, "not both"),
+        ({"process_instance_ids": ["1"], "max_concurrency": 0}, ValueError, "max_concurrency"),
+        ({"process_instance_ids": ["1"], "retries": -1}, ValueError, "retries"),
     ],
 )
 def test_bad_arguments_fail_when_the_dag_is_parsed(tmp_path, kwargs, error, message):

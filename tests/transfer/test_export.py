@@ -279,3 +279,36 @@ def test_layout_title_falls_back_to_the_business_key():
     assert layout_values(untitled, file)["title"] == "PO-42"
     titled = ProcessInstance(id="7", state=ProcessState.RUNNING, title="Quote", business_key="PO-42")
     assert layout_values(titled, file)["title"] == "Quote"
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_downloads_run_in_parallel_up_to_max_concurrency(bpm, hook, tmp_path, limit):
+    import threading
+    import time
+
+    instance = bpm.start("exp", {}, None, "Parallel")
+    peak, lock = [0], threading.Lock()
+
+    def slow_body():
+        with lock:
+            peak[0] = max(peak[0], bpm.open_streams)
+        time.sleep(0.05)
+        yield b"slow"
+
+    for index in range(8):
+        bpm.add_file(instance.id, f"f{index}.txt", slow_body, size=4)
+    manifest = export_process_files(hook, tmp_path, process_instance_ids=instance.id, max_concurrency=limit)
+    assert [entry["file_name"] for entry in manifest] == [f"f{index}.txt" for index in range(8)]
+    assert peak[0] == limit
+    assert bpm.open_streams == 0
+
+
+def test_a_broken_stream_is_tried_again_until_the_bound_then_named(bpm, hook, tmp_path):
+    instance = bpm.start("exp", {}, None, "Flaky")
+    bpm.add_file(instance.id, "flaky.bin", b"x" * 1000, break_after=10)
+    with pytest.raises(BpmTransferError) as info:
+        export_process_files(hook, tmp_path, process_instance_ids=instance.id, retries=2)
+    assert bpm.streams_opened == 3, "one try and two retries"
+    (detail,) = info.value.details
+    assert f"connection '{memory_bpm.CONN_ID}', process {instance.id}, file 'flaky.bin'" in detail
+    assert "gave up after 3 tries" in detail

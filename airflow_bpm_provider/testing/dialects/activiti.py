@@ -27,12 +27,12 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from airflow_bpm_provider.testing.bpmn import deploy_model
 from airflow_bpm_provider.testing.dialects.activiti_entries import (
@@ -61,6 +61,7 @@ from airflow_bpm_provider.testing.dialects.activiti_entries import (
     variable_json,
     visible,
 )
+from airflow_bpm_provider.testing.downloads import file_response
 from airflow_bpm_provider.testing.engine import (
     CANCELLED,
     SUSPENDED,
@@ -228,12 +229,8 @@ class _Rest:
             return None
         return definition
 
-    def _stream(self, call: Call, stored: StoredFile, content_type: str) -> StreamingResponse:
-        truncated = self.faults.take(call.request.method, call.request.url.path, truncation=True) is not None
-        headers = {"Content-Length": str(stored.size)}
-        if truncated:
-            headers["Connection"] = "close"  # the client must see the body end early
-        return StreamingResponse(_content(stored, truncated), media_type=content_type, headers=headers)
+    def _stream(self, call: Call, stored: StoredFile, content_type: str) -> Response:
+        return file_response(call.request, stored, self.faults, media_type=content_type)
 
     # ---- repository -----------------------------------------------------------------------------
 
@@ -975,14 +972,3 @@ def _short_page(
         if instance not in page:
             page.append(instance)
     return page
-
-
-def _content(stored: StoredFile, truncated: bool) -> Iterator[bytes]:
-    limit = stored.size // 2 if truncated else None
-    sent = 0
-    for chunk in stored.chunks():
-        if limit is not None and sent + len(chunk) >= limit:
-            yield chunk[: limit - sent]
-            return
-        sent += len(chunk)
-        yield chunk

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from airflow_bpm_provider.testing.dialects.bonita_entries import (
     JAVA_TYPES,
@@ -52,6 +52,7 @@ from airflow_bpm_provider.testing.dialects.bonita_entries import (
     variable_json,
     variable_text,
 )
+from airflow_bpm_provider.testing.downloads import file_response
 from airflow_bpm_provider.testing.engine import (
     CANCELLED,
     DataDef,
@@ -864,23 +865,8 @@ class _Bonita:
         if info.url or info.content_deleted:
             raise ApiError(404, f"document content {storage} is not stored in Bonita")
         name = request.query_params.get("fileName") or stored.name
-        truncated = self.faults.take(request.method, request.url.path, truncation=True) is not None
-        headers = {
-            "Content-Length": str(stored.size),
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
-        }
-        return StreamingResponse(_chunks(stored, truncated), media_type=stored.content_type, headers=headers)
-
-
-def _chunks(stored: StoredFile, truncated: bool) -> Iterator[bytes]:
-    remaining = stored.size // 2 if truncated else None
-    for chunk in stored.chunks():
-        if remaining is not None:
-            if remaining <= 0:
-                return
-            chunk = chunk[:remaining]
-            remaining -= len(chunk)
-        yield chunk
+        headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}"}
+        return file_response(request, stored, self.faults, headers=headers)
 
 
 def _match(filters: Mapping[str, str], name: str, value: str) -> bool:

@@ -10,14 +10,14 @@ in a 200 ``<result success="false">`` like the vendor.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from airflow_bpm_provider.testing.dialects import questetra_csv
 from airflow_bpm_provider.testing.dialects.questetra_criteria import (
@@ -46,6 +46,7 @@ from airflow_bpm_provider.testing.dialects.questetra_form import (
     read_form_input,
     result_xml,
 )
+from airflow_bpm_provider.testing.downloads import file_response
 from airflow_bpm_provider.testing.engine import (
     FAILED,
     SUSPENDED,
@@ -54,7 +55,6 @@ from airflow_bpm_provider.testing.engine import (
     Engine,
     EngineError,
     Instance,
-    StoredFile,
     TaskInstance,
     now,
 )
@@ -175,16 +175,6 @@ def content_disposition(name: str) -> str:
     if fallback == name:
         return f'attachment; filename="{name}"'
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
-def _half(stored: StoredFile) -> Iterator[bytes]:
-    remaining = stored.size // 2
-    for chunk in stored.chunks():
-        if remaining <= 0:
-            return
-        piece = chunk[:remaining]
-        remaining -= len(piece)
-        yield piece
 
 
 def _page(items: list[Any], params: Params) -> list[Any]:
@@ -477,15 +467,8 @@ class QuestetraApi:
         _, item, stored = found
         if item.instance_data_id != data_instance_id:
             raise ApiError(404, "FileDoesNotExist", "processDataInstanceId")
-        headers = {
-            "Content-Length": str(stored.size),
-            "Content-Disposition": content_disposition(stored.name),
-        }
-        fault = self.faults.take(call.request.method, call.request.url.path, truncation=True)
-        if fault is not None:
-            headers["Connection"] = "close"  # the client must see the body end early
-        body = stored.chunks() if fault is None else _half(stored)
-        return StreamingResponse(body, media_type=stored.content_type, headers=headers)
+        headers = {"Content-Disposition": content_disposition(stored.name)}
+        return file_response(call.request, stored, self.faults, headers=headers)
 
     # ---- OR / PIM: changes ------------------------------------------------------------------------
 

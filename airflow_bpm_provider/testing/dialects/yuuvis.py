@@ -23,13 +23,13 @@ import base64
 import binascii
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from airflow_bpm_provider.testing.dialects.yuuvis_entries import (
     ApiError,
@@ -50,6 +50,7 @@ from airflow_bpm_provider.testing.dialects.yuuvis_entries import (
     task_json,
     timestamp,
 )
+from airflow_bpm_provider.testing.downloads import file_response
 from airflow_bpm_provider.testing.engine import (
     CANCELLED,
     SUSPENDED,
@@ -157,14 +158,8 @@ def router(engine: Engine, faults: FaultPlan) -> APIRouter:
     async def object_content(request: Request, object_id: str) -> Response:
         def action(session: Session) -> Any:
             _, _, stored = gateway.visible_file(session, object_id)
-            truncated = faults.take("GET", request.url.path, truncation=True) is not None
-            return StreamingResponse(
-                _content(stored.chunks(), stored.size // 2 if truncated else None),
-                media_type=stored.content_type,
-                headers={
-                    "Content-Length": str(stored.size),
-                    "Content-Disposition": _disposition(stored.name),
-                },
+            return file_response(
+                request, stored, faults, headers={"Content-Disposition": _disposition(stored.name)}
             )
 
         return gateway.serve(request, action)
@@ -513,14 +508,3 @@ def _error(request: Request, status: int, message: str) -> JSONResponse:
 def _disposition(name: str) -> str:
     fallback = name.encode("ascii", "replace").decode("ascii").replace('"', "_").replace("?", "_")
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
-def _content(chunks: Iterator[bytes], limit: int | None) -> Iterator[bytes]:
-    """The file's bytes; with ``limit`` the stream stops there although the full length was announced."""
-    sent = 0
-    for chunk in chunks:
-        if limit is not None and sent + len(chunk) >= limit:
-            yield chunk[: limit - sent]
-            return
-        sent += len(chunk)
-        yield chunk
