@@ -132,6 +132,7 @@ def main() -> int:
         s3.delete_object(Bucket="bench", Key=f"ceiling-{round_number}")
 
     rates: dict[str, list[float]] = {"curl": [], "local": [], "s3": [], "store": []}
+    failed_rounds: list[str] = []
     growth: dict[str, list[float]] = {"local": [], "s3": []}
     scratch = tempfile.mkdtemp(prefix="bench-export-large-", dir=os.path.expanduser("~"))
     try:
@@ -158,8 +159,15 @@ def main() -> int:
                         _, mib = peak_growth(lambda out=out: export(info, out))
                         growth["local"].append(mib)
                     else:
+                        from airflow_bpm_provider.exceptions import BpmError
+
                         prefix = f"s3://bench/round-{round_number}/"
-                        _, mib = peak_growth(lambda prefix=prefix: export(info, prefix, conn_id))
+                        try:
+                            _, mib = peak_growth(lambda prefix=prefix: export(info, prefix, conn_id))
+                        except BpmError as error:  # moto itself can fail under a GiB-sized upload
+                            print(f"round {round_number + 1} s3: FAILED: {str(error).splitlines()[-1]}")
+                            failed_rounds.append(side)
+                            continue
                         growth["s3"].append(mib)
                     elapsed = time.perf_counter() - started
                     rates[side].append(size / MiB / elapsed)
@@ -183,10 +191,10 @@ def main() -> int:
     print(f"| curl -o | {summary(rates['curl'])} | 1 | - |")
     ok = True
     for side in [s for s in ("local", "s3") if rates[s]]:
-        ratios = [r / c for r, c in zip(rates[side], rates["curl"], strict=True)]
+        ratios = [r / c for r, c in zip(rates[side], rates["curl"], strict=False)]
         print(f"| export to {side} | {summary(rates[side])} | {summary(ratios)} | {summary(growth[side])} |")
         if side == "s3":
-            ceiling = [r / c for r, c in zip(rates["s3"], rates["store"], strict=True)]
+            ceiling = [r / c for r, c in zip(rates["s3"], rates["store"], strict=False)]
             print(
                 f"| (moto's own ceiling: boto3 upload_fileobj from memory) | {summary(rates['store'])} "
                 f"| export/ceiling {summary(ceiling)} | - |"
@@ -197,7 +205,9 @@ def main() -> int:
             f"{'met' if met else 'MISSED'}"
         )
         ok = ok and met
-    return 0 if ok else 1
+    if failed_rounds:
+        print(f"failed rounds: {failed_rounds}")
+    return 0 if ok and not failed_rounds else 1
 
 
 if __name__ == "__main__":
