@@ -106,6 +106,18 @@ class AirflowServices:
         # Children left in the group (task runners, parsing processes) go too.
         _signal_group(process, signal.SIGKILL)
 
+    def unpause(self, dag_id: str, *, timeout: float = 120) -> None:
+        """Unpause a DAG once the dag-processor stored it (an earlier ``dags test`` may have paused it)."""
+        wait_for(lambda: self.query("SELECT 1 FROM dag WHERE dag_id = ?", [dag_id]), timeout=timeout,
+                 what=f"the DAG {dag_id} to be parsed")  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "dags", "unpause", dag_id],
+            env=self.env,
+            capture_output=True,
+            check=True,
+            timeout=timeout,
+        )
+
     def restart(self, name: str) -> None:
         self.stop(name)
         self.start(name)
@@ -139,13 +151,17 @@ class AirflowServices:
             connection.close()
 
     def asset_events(self, asset_name: str) -> list[dict[str, Any]]:
-        """The asset events of the asset named ``asset_name``, oldest first: ``{"id", "payload"}``."""
+        """The asset events of the asset named ``asset_name``, oldest first: ``{"id", "extra", "payload"}``.
+
+        ``payload`` is what a watcher's trigger event carried; a task's outlet event has its extra only.
+        """
         rows = self.query(
             "SELECT e.id, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
             "WHERE a.name = ? ORDER BY e.id",
             [asset_name],
         )
-        return [{"id": row[0], "payload": (json.loads(row[1] or "{}")).get("payload")} for row in rows]
+        events = [{"id": row[0], "extra": json.loads(row[1] or "{}")} for row in rows]
+        return [{**event, "payload": event["extra"].get("payload")} for event in events]
 
     def triggered_runs(self, dag_id: str) -> dict[str, list[int]]:
         """Each asset-triggered run of ``dag_id`` with the asset event ids it was made from."""

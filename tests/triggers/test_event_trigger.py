@@ -256,3 +256,23 @@ def test_two_watchers_share_one_poll_and_write_cursors_only_after_persistence(em
     searches = [path for _, path in engine.requests if path.endswith("ProcessInstance/list")]
     # One listing per second for both watchers together, not one each.
     assert 2 <= len(searches) <= seconds + 1, (len(searches), seconds)
+
+
+def test_the_readme_event_example_builds_both_dags():
+    import re
+    from pathlib import Path
+
+    from airflow.sdk import Asset
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Start pipelines from BPM events", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    namespace: dict = {}
+    exec(compile(code, "README events example", "exec"), namespace)
+    (watcher_,) = namespace["EXPENSE_ENDED"].watchers
+    assert isinstance(watcher_.trigger, BpmProcessEventTrigger)
+    assert watcher_.trigger.states == ["COMPLETED"]
+    export_dag, load_dag = namespace["export_dag"], namespace["load_dag"]
+    assert export_dag.get_task("export").outlets == [Asset("s3://my-bucket/expenses/")]
+    assert export_dag.get_task("export").upstream_task_ids == {"ended_processes"}
+    assert list(load_dag.timetable.asset_condition.objects) == [Asset("s3://my-bucket/expenses/")]
