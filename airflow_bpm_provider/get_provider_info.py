@@ -194,6 +194,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_bpm_provider.triggers.process",
                     "airflow_bpm_provider.triggers.task",
+                    "airflow_bpm_provider.triggers.events",
                 ],
             }
         ],

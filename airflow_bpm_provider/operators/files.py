@@ -86,6 +86,7 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
         self.manifest_name = manifest_name
         self.max_concurrency = max_concurrency
         self.retries = retries
+        self._add_destination_asset()
 
     def get_hook(self) -> BpmHook:
         from airflow_bpm_provider.hooks.registry import get_bpm_hook
@@ -113,4 +114,72 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
         for entry in manifest:
             counts[entry["status"]] = counts.get(entry["status"], 0) + 1
         self.log.info("Exported %d file(s): %s", len(manifest), counts)
+        self._publish(context, manifest, counts)
         return manifest
+
+    # ---- what the export publishes: asset events and lineage -----------------------------------
+
+    def _add_destination_asset(self) -> None:
+        """Without Asset outlets of the user's own, the destination is the export's outlet Asset.
+
+        A templated destination is only known at run time, when it is too late for Airflow to
+        learn the outlet: such a DAG names its Asset in ``outlets`` itself.
+        """
+        from airflow.sdk import Asset
+
+        if any(isinstance(outlet, Asset) for outlet in self.outlets):
+            return
+        uri = destination_uri(self.destination)
+        if uri is not None:
+            self.outlets = [*self.outlets, Asset(uri)]
+
+    def _publish(self, context: Context, manifest: list[dict[str, Any]], counts: Mapping[str, int]) -> None:
+        """Keep what lineage reports; put the export's figures into each outlet Asset's event."""
+        from airflow.sdk import Asset
+
+        destination = str(self.destination)
+        self._lineage = {"destination": destination, "processes": _process_ids(self, manifest)}
+        outlets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
+        events = context.get("outlet_events") if outlets else None
+        if events is None:
+            return
+        manifest_name = self.manifest_name or None
+        extra = {
+            "bpm_conn_id": self.bpm_conn_id,
+            "destination": destination,
+            "files": len(manifest),
+            "by_status": dict(counts),
+            "bytes": sum(int(entry.get("size") or 0) for entry in manifest),
+            "processes": self._lineage["processes"],
+            "manifest": f"{destination.rstrip('/')}/{manifest_name}" if manifest_name else None,
+        }
+        for outlet in outlets:
+            events[outlet].extra.update(extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """BPM process instances in, the destination prefix out (called only by the OpenLineage provider)."""
+        from airflow_bpm_provider.lineage import export_lineage
+
+        lineage = getattr(self, "_lineage", None)
+        if lineage is None:
+            return None
+        return export_lineage(self.bpm_conn_id, lineage["processes"], lineage["destination"])
+
+
+def destination_uri(destination: Any) -> str | None:
+    """The Asset URI of a destination: its URL, ``file://`` for a local path; None while templated."""
+    import os
+
+    text = str(destination)
+    if "{{" in text or "{%" in text or not text.strip():
+        return None
+    if "://" in text:
+        return text
+    return "file://" + os.path.abspath(os.path.expanduser(text))
+
+
+def _process_ids(operator: BpmDownloadProcessFilesOperator, manifest: list[dict[str, Any]]) -> list[str]:
+    selected = operator.process_instance_ids
+    ids = [selected] if isinstance(selected, str) else list(selected or [])
+    ids += [entry["process_id"] for entry in manifest if entry.get("process_id") is not None]
+    return sorted({str(pid) for pid in ids})

@@ -471,3 +471,12 @@ class BpmStartProcessOperator(ResumableJobMixin, BaseOperator):
         self.log.info("Cancelling process instance %s because the task was killed", self._instance_id)
         with self.get_hook() as hook:
             hook.cancel_process(self._instance_id)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The definition in, the started instance out (called only by the OpenLineage provider)."""
+        from airflow_bpm_provider.lineage import start_lineage
+
+        instance_id = getattr(self, "_instance_id", None)
+        if instance_id is None and task_instance is not None:
+            instance_id = task_instance.xcom_pull(task_ids=self.task_id, key=XCOM_INSTANCE_ID)
+        return start_lineage(self.bpm_conn_id, str(self.process), instance_id)

@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--large-file-mb", type=_non_negative(int), default=24, help="size of the large demo file"
     )
+    demo.add_argument(
+        "--no-events",
+        action="store_true",
+        help="skip the event-driven part (it starts a scheduler, dag-processor, triggerer and api-server)",
+    )
     return parser
 
 
@@ -121,11 +126,26 @@ def demo(args: argparse.Namespace) -> int:
     from airflow_bpm_provider.testing.demo_run import print_summary, run_demo
 
     output = Path(args.output)
+    events: dict[str, Any] = {}
+
+    def event_demo(engine: Any, env: dict[str, str]) -> None:
+        from airflow_bpm_provider.testing.demo_events import run_events_demo
+
+        events.update(run_events_demo(engine, DEMO_USER, env, output.resolve()))
+
     results, manifests = run_demo(
-        output, deferrable=args.deferrable, dag_ids=args.dag, large_file_mb=args.large_file_mb
+        output,
+        deferrable=args.deferrable,
+        dag_ids=args.dag,
+        large_file_mb=args.large_file_mb,
+        then=None if args.no_events or args.dag else event_demo,
     )
     print_summary(results, manifests, output.resolve())
-    return 0 if all(result.ok for result in results) else 1
+    if events:
+        from airflow_bpm_provider.testing.demo_events import print_events_summary
+
+        print_events_summary(events)
+    return 0 if all(result.ok for result in results) and events.get("ok", True) else 1
 
 
 def configure(emulator: Any, args: argparse.Namespace) -> dict[str, Any]:

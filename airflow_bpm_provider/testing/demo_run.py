@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,12 @@ def run_demo(
     dag_ids: Sequence[str] | None = None,
     large_file_mb: int = 24,
     airflow_home: Path | None = None,
+    then: Callable[[Any, dict[str, str]], None] | None = None,
 ) -> tuple[list[DagRunResult], dict[str, list[dict[str, Any]]]]:
-    """Run the DAGs; returns their results and every manifest entry written under ``output``."""
+    """Run the DAGs; returns their results and every manifest entry written under ``output``.
+
+    ``then(engine, env)`` runs afterwards while the emulator still serves (the event demo).
+    """
     from airflow_bpm_provider.testing.server import Emulator
 
     output = output.resolve()
@@ -38,6 +42,8 @@ def run_demo(
         )
         migrate(env)
         results = [run_dag(dag_id, env, log_dir=home / "dag-logs") for dag_id in (dag_ids or all_dags())]
+        if then is not None:
+            then(emulator.engine, env)
     finally:
         emulator.stop()
     return results, read_manifests(output)
