@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from e2e_processes import Service, free_port, port_open, wait_for
+from e2e_processes import Service, free_port, port_open, stop_all, wait_for
 
 from airflow_bpm_provider.testing.dag_runner import EXAMPLE_DAGS
 
@@ -160,8 +160,7 @@ class Airflow:
         )
 
     def stop_parsing_and_working(self) -> None:
-        for name in ("celery-worker", "dag-processor"):
-            self.processes.pop(name).stop()
+        stop_all([self.processes.pop(name) for name in ("celery-worker", "dag-processor")])
 
     def _start(self, name: str, command: list[str], extra: Mapping[str, str] | None = None) -> None:
         suffix = sum(1 for n in os.listdir(self.logs) if n.startswith(name)) if self.logs.exists() else 0
@@ -170,9 +169,7 @@ class Airflow:
         self.processes[name] = service
 
     def stop(self) -> None:
-        for name in ("celery-worker", "scheduler", "triggerer", "dag-processor", "api-server"):
-            if name in self.processes:
-                self.processes.pop(name).stop()
+        stop_all([self.processes.pop(name) for name in list(self.processes)])
 
     def check_alive(self) -> None:
         dead = [s for s in self.processes.values() if s.exited()]

@@ -13,7 +13,7 @@ from typing import Any
 
 from e2e_airflow import Airflow
 from e2e_people import PatientEngine
-from e2e_processes import Service, free_port, port_open, start_postgres, wait_for
+from e2e_processes import Service, free_port, port_open, start_postgres, stop_all, wait_for
 from e2e_stores import Store, start_azure, start_gcs, start_s3, wait_ready
 
 from airflow_bpm_provider.testing import Emulator
@@ -68,7 +68,7 @@ def start_cluster(keep_logs: Callable[[], bool]) -> Iterator[Cluster]:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         services: list[Service] = []
-        stack.callback(lambda: [s.stop() for s in reversed(services)])
+        stack.callback(stop_all, services)
 
         redis_port, pg_port = free_port(), free_port()
         redis = Service(

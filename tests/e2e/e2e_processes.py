@@ -81,13 +81,19 @@ class Service:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, timeout: float = 20) -> None:
+        stop_all([self], timeout)
+
+    def terminate(self) -> None:
         if not self.exited():
             self._signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.popen.wait(10)
+
+    def finish(self, deadline: float) -> None:
+        """Wait for the leader until ``deadline`` (monotonic), then kill what is left of the group."""
+        try:
+            self.popen.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self.popen.wait(10)
         # Children that outlived their leader (a worker's task processes) go too.
         self._signal(signal.SIGKILL)
         self._log.close()
@@ -95,6 +101,15 @@ class Service:
     def _signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
+
+
+def stop_all(services: Sequence[Service], timeout: float = 20) -> None:
+    """SIGTERM every group at once, give them ``timeout`` seconds together, then SIGKILL."""
+    for service in services:
+        service.terminate()
+    deadline = time.monotonic() + timeout
+    for service in services:
+        service.finish(deadline)
 
 
 def postgres_bin(name: str) -> str:
