@@ -1,11 +1,16 @@
-# Two entry points for a fresh clone: `make demo` and `make test`. Both build .venv from the
-# committed constraints file, so every machine (and CI) installs the same versions.
+# Entry points for a fresh clone: `make demo`, `make test` and `make e2e`. Each builds .venv from
+# the committed constraints file, so every machine (and CI) installs the same versions.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint bench chaos clean
+.PHONY: install demo test e2e e2e-install e2e-system lint bench chaos clean
+
+E2E_STAMP := $(VENV)/.e2e-installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
+AZURITE_VERSION := 3.37.0
+AZURITE := .e2e/node/node_modules/.bin/azurite-blob
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
 $(STAMP): constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +29,31 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
+# The distributed tier (tests/e2e): Redis, PostgreSQL, Celery, moto, gcp-storage-emulator, Azurite.
+# Debian's redis-server, postgresql and npm are installed only when absent, and only as root.
+e2e-system:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "make e2e needs:$$missing (apt-get install as root)"; exit 1; fi; \
+		apt-get update -qq && $(APT_INSTALL)$$missing; \
+	fi
+
+$(E2E_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[e2e]'
+	rm -f $(VENV)/.e2e-installed-*
+	touch $@
+
+$(AZURITE):
+	npm install -q --no-audit --no-fund --prefix .e2e/node azurite@$(AZURITE_VERSION)
+
+e2e-install: e2e-system $(E2E_STAMP) $(AZURITE)
+
+e2e: e2e-install
+	$(BIN)/python -m pytest tests/e2e -o addopts="-ra --strict-markers" -p no:cacheprovider
+
 bench: install
 	$(BIN)/python bench/run.py
 
@@ -32,4 +62,4 @@ chaos: install
 	$(BIN)/python bench/chaos.py --runs $(or $(RUNS),20) --rate $(or $(RATE),0.10) --seed $(or $(SEED),1)
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .e2e .pytest_cache .ruff_cache

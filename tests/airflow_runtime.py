@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from airflow.sdk.bases.operator import ExecutorSafeguard
@@ -82,6 +83,8 @@ def context_for(operator: Any, *, try_number: int = 1, reschedule_count: int = 0
         "task": operator,
         "run_id": ti.run_id,
         "ds": "2024-05-01",
+        # What templates for runs without a logical date use: {{ dag_run.run_after | ds }}.
+        "dag_run": SimpleNamespace(run_id=ti.run_id, run_after=datetime(2024, 5, 1, tzinfo=UTC)),
         "params": {},
         "task_reschedule_count": reschedule_count,
         **extra,

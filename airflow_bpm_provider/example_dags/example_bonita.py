@@ -53,7 +53,7 @@ with DAG(
             "employee": "Walter Bates",
             "amount": 87.3,
             "itemCount": 2,
-            "dueDate": "{{ ds }}",
+            "dueDate": "{{ dag_run.run_after | ds }}",
         },
     )
 

@@ -33,10 +33,10 @@ with DAG(
         # finds the process its earlier try started instead of starting a second one.
         business_key="Airflow expense {{ run_id }}",
         variables={
-            "Purpose": "Cloud costs for {{ ds }}",
+            "Purpose": "Cloud costs for {{ dag_run.run_after | ds }}",
             "Amount": 1234.5,
             "Payment method": "card",
-            "Expense date": "{{ ds }}",
+            "Expense date": "{{ dag_run.run_after | ds }}",
         },
     )
     approval_open = BpmTaskSensor(
