@@ -9,6 +9,7 @@ answer is scrubbed of every secret the hook knows.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 # Server answers can be long HTML pages; a task log needs the gist, not the page.
 MAX_SERVER_MESSAGE = 600
@@ -61,7 +62,15 @@ class BpmConfigError(BpmError):
 
 
 class BpmConnectionError(BpmError):
-    """The server could not be reached, or stopped answering, after every allowed retry."""
+    """The server could not be reached, or stopped answering, after every allowed retry.
+
+    ``sent`` says whether the request may have reached the server: False when no attempt sent
+    it, True when one may have, None when unknown.
+    """
+
+    def __init__(self, message: str, *, sent: bool | None = None, **fields: Any) -> None:
+        self.sent = sent
+        super().__init__(message, **fields)
 
 
 class BpmAuthError(BpmError):

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow_bpm_provider.exceptions import BpmConnectionError, BpmError
+
 #: The key under which the started instance's id is stored (the mixin's ``external_id_key``).
 #: Renaming it breaks in-flight retries of deployed tasks.
 INSTANCE_ID_KEY = "bpm_process_instance_id"
@@ -38,6 +40,7 @@ class StartJournal:
 
     def __init__(self, store: Any | None) -> None:
         self._store = store
+        self.reported: str | None = None  # the id a hook reported through started(), if any
 
     @classmethod
     def of(cls, context: Any) -> StartJournal:
@@ -81,6 +84,12 @@ class StartJournal:
         self._store.set(INSTANCE_ID_KEY, str(instance_id))
         self._store.delete(START_SENT_KEY)
 
+    def clear_sent(self) -> None:
+        """The start provably never acted (refused, or never sent): drop its mark, so the next
+        try starts at once instead of looking for (and maybe adopting) another run's instance."""
+        if self._store is not None:
+            self._store.delete(START_SENT_KEY)
+
     @contextlib.contextmanager
     def listening(self) -> Iterator[None]:
         """While a hook starts a process: :func:`started` calls land in this journal."""
@@ -105,6 +114,7 @@ def started(instance_id: str) -> None:
     journal = _current.get()
     if journal is None:
         return
+    journal.reported = str(instance_id)
     try:
         journal.record_started(instance_id)
     except Exception as exc:
@@ -115,3 +125,18 @@ def started(instance_id: str) -> None:
             type(exc).__name__,
             exc,
         )
+
+
+#: 4xx answers that do not prove the server refused the request: 408 (the server gave up
+#: reading it; a proxy may send it while the backend goes on).
+_NOT_A_REFUSAL = frozenset({408})
+
+
+def start_never_acted(exc: BaseException) -> bool:
+    """Whether a failed start provably started nothing: the server refused it with a 4xx answer
+    (a 429 too: throttled, not acted on), or the request was never sent."""
+    if isinstance(exc, BpmConnectionError):
+        return exc.sent is False
+    if isinstance(exc, BpmError) and isinstance(exc.status, int):
+        return 400 <= exc.status <= 499 and exc.status not in _NOT_A_REFUSAL
+    return False

@@ -201,7 +201,7 @@ class BpmHook(BaseHook, abc.ABC):
 
     def _send(self, request: Request) -> Reply:
         transport = self._sync_transport()
-        attempt, relogged = 0, False
+        attempt, relogged, reached = 0, False, False  # reached: an attempt may have got there
         while True:
             attempt += 1
             if request.authenticate and transport.session_headers is None:
@@ -213,12 +213,14 @@ class BpmHook(BaseHook, abc.ABC):
             try:
                 reply = transport.send(request, headers)
             except TransportError as exc:
+                reached = reached or exc.sent
                 delay = self.retry_policy.delay_after_error(request, exc, attempt)
                 if delay is None:
-                    raise self._transport_failure(request, exc, attempt) from None
+                    raise self._transport_failure(request, exc, attempt, reached=reached) from None
                 self._log_retry(request, str(exc), delay, attempt)
                 self._sleep(delay)
                 continue
+            reached = True
             action = self._after_reply(request, reply, attempt, relogged)
             if action == "relogin":
                 relogged = True
@@ -238,7 +240,7 @@ class BpmHook(BaseHook, abc.ABC):
         import asyncio
 
         transport = self._async_transport_for_loop()
-        attempt, relogged = 0, False
+        attempt, relogged, reached = 0, False, False  # reached: an attempt may have got there
         while True:
             attempt += 1
             if request.authenticate and transport.session_headers is None:
@@ -250,12 +252,14 @@ class BpmHook(BaseHook, abc.ABC):
             try:
                 reply = await transport.send(request, headers)
             except TransportError as exc:
+                reached = reached or exc.sent
                 delay = self.retry_policy.delay_after_error(request, exc, attempt)
                 if delay is None:
-                    raise self._transport_failure(request, exc, attempt) from None
+                    raise self._transport_failure(request, exc, attempt, reached=reached) from None
                 self._log_retry(request, str(exc), delay, attempt)
                 await asyncio.sleep(delay)
                 continue
+            reached = True
             action = self._after_reply(request, reply, attempt, relogged)
             if action == "relogin":
                 relogged = True
@@ -406,7 +410,9 @@ class BpmHook(BaseHook, abc.ABC):
         location = reply.headers.get("location")
         return shorten(scrub(location, self._secrets()), 200) if location else "(no Location)"
 
-    def _transport_failure(self, request: Request, exc: TransportError, attempt: int) -> BpmError:
+    def _transport_failure(
+        self, request: Request, exc: TransportError, attempt: int, *, reached: bool = False
+    ) -> BpmError:
         """The final error once a transport failure is not (or no longer) retried."""
         hint = (
             ""
@@ -422,11 +428,15 @@ class BpmHook(BaseHook, abc.ABC):
             cls, what = BpmConnectionError, "the request could not be sent"
         else:
             cls, what = BpmConnectionError, "no answer"
+        # sent=False: no attempt of this request can have reached the server (``reached``: an
+        # earlier one may have, or got an answer).
+        fields: dict[str, Any] = {"sent": exc.sent or reached} if cls is BpmConnectionError else {}
         return self._error(
             cls,
             f"{what} after {attempt} attempt(s){hint}",
             request,
             server_message=shorten(scrub(str(exc), self._secrets())),
+            **fields,
         )
 
     def _unexpected(self, request: Request, reply: Reply, what: str) -> BpmError:

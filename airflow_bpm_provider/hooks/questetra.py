@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property
 from typing import IO, Any
 
@@ -796,7 +796,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
 
         The criteria ask for ``init-quser-id`` ``#me`` and ``start-date-from`` (to the minute,
         inclusive; seed 003); the title, which criteria can only match by "contains", and the
-        exact time are checked here.
+        exact time are checked here. See :func:`unclaimed_window_start` for the lower bound.
         """
         if started_after.tzinfo is None:
             started_after = started_after.replace(tzinfo=UTC)  # naive is UTC, as everywhere in Airflow
@@ -804,7 +804,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
         criteria = {
             "process_model_info_id": model_id,
             "init_quser_id": "#me",
-            "start_date_from": started_after,
+            "start_date_from": unclaimed_window_start(started_after, self.timezone),
             "sort_property": "processInstanceStartDatetime",
             "sort_direction": "DESC",
         }
@@ -812,9 +812,14 @@ class QuestetraHook(AnswerChecks, BpmHook):
         found = []
         for raw in self.search_processes(criteria):
             instance = self._to_process(raw, where)
+            # The documented answer carries its own offset (``2010-08-18T14:03:16+0900``), so
+            # ``started`` is aware and the comparison below is between instants, whatever zone
+            # the server writes in. Text without an offset (undocumented) is read in the
+            # ``timezone`` extra, else as UTC: the best guess without one, which may drop a start
+            # of a user west of UTC; set the extra for such a server.
             started = instance.started_at
             if started is not None and started.tzinfo is None:
-                started = started.replace(tzinfo=self.timezone or UTC)  # wall-clock text: the API user's zone
+                started = started.replace(tzinfo=self.timezone or UTC)
             if instance.title in (None, "") and (started is None or started >= started_after):
                 found.append(instance)
         return found
@@ -1144,3 +1149,23 @@ def _carries_files(entry: Mapping[str, Any]) -> bool:
     return isinstance(data, Mapping) and any(
         isinstance(item, Mapping) and item.get("dataType") == "FILE2" for item in data.values()
     )
+
+
+# The easternmost civil time zone offset (zones span UTC-12 to UTC+14).
+WIDEST_EAST_OFFSET = timedelta(hours=14)
+
+
+def unclaimed_window_start(started_after: datetime, tz: tzinfo | None) -> datetime:
+    """The ``start-date-from`` bound for :meth:`QuestetraHook.find_unclaimed_starts`.
+
+    The server reads the bound's wall-clock text in the API user's zone. With the ``timezone``
+    extra the aware instant is sent (converted to that zone by the criteria writer). Without it
+    the zone is unknown, so the bound is the UTC wall clock minus 14 hours, naive: read in any
+    zone from UTC-12 to UTC+14 it falls at or before ``started_after`` (at UTC-12 it is 2 hours
+    early), so the lost start is inside the window; the hook then keeps only what started at or
+    after ``started_after`` by the answers' own offsets.
+    """
+    if tz is not None:
+        return started_after
+    utc_wall = started_after.astimezone(UTC).replace(tzinfo=None)
+    return utc_wall - WIDEST_EAST_OFFSET

@@ -9,7 +9,9 @@ from email.utils import parsedate_to_datetime
 
 from airflow_bpm_provider.hooks.http import Reply, Request, TransportError
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A 500 can come after the server acted (or from a bug that repeats), so only a request that is
+# safe to repeat is sent again after one; 429 is refused before processing and always retried.
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,11 @@ if TYPE_CHECKING:
 
 API = "/bpm-engine/api"
 DMS_OBJECTS = "/api/dms/objects"
+# (unverified) The current user's own record. Neither the reference (docs/bpm-api-reference.md
+# section 4) nor seed 002 documents this endpoint or its answer; the user id is taken from its
+# ``id`` field. Seed 002 only says startedBy takes a userId (``startUserId``, UUID-like), which is
+# not the login name. Set extra ``user_id`` to skip this call.
+CURRENT_USER = "/tenant-management/api/idm/me"
 TENANT_HEADER = "X-ID-TENANT-NAME"
 SESSION_COOKIE = "GWSESSIONID"
 # The largest page by default. yuuvis documents no maximum for ``size`` (seed 002 shows only
@@ -85,8 +90,9 @@ class YuuvisBpmHook(AnswerChecks, BpmHook):
     Connection: host = the API gateway (``https://host``), login + password (Basic) or a token in
     the password field with extra ``auth_type: bearer``, extra ``tenant`` (required). Optional
     extras: ``document_variables`` (variable names holding DMS object ids, default
-    ``["documentId"]``) and ``user_id`` (the yuuvis user id used to claim tasks when no assignee is
-    given; the login otherwise).
+    ``["documentId"]``) and ``user_id`` (the yuuvis user id: ``startedBy`` when adopting lost
+    starts and the assignee when claiming a task for oneself; when unset it is read once from
+    ``GET /tenant-management/api/idm/me``; a login is never sent in its place).
     """
 
     conn_name_attr = "bpm_conn_id"
@@ -374,16 +380,48 @@ class YuuvisBpmHook(AnswerChecks, BpmHook):
         """Instances of definition ``process`` this user started after ``started_after`` without a
         business key: where a start whose answer was lost would be.
 
-        GET /bpm-engine/api/processes with ``processDefinitionKey``, ``startedBy`` (extra
-        ``user_id``, else the login; seed 002: a non-admin may name only themselves) and
-        ``startedAfter``; the missing key is checked here. With a token and no ``user_id`` the
-        server's own visibility rule decides whose processes are listed.
+        GET /bpm-engine/api/processes with ``processDefinitionKey``, ``startedBy`` (the user id:
+        extra ``user_id``, else :attr:`current_user_id`; seed 002: a userId, and a non-admin may
+        name only themselves) and ``startedAfter``; the missing key is checked here.
         """
-        user = self.settings.extra_value("user_id") or self.settings.login
-        filters: dict[str, Any] = {"definition": process, "started_after": started_after}
-        if user:
-            filters["started_by"] = str(user)
+        filters: dict[str, Any] = {
+            "definition": process,
+            "started_after": started_after,
+            "started_by": self.current_user_id,
+        }
         return [p for p in self.find_processes(**filters) if p.business_key in (None, "")]
+
+    @cached_property
+    def current_user_id(self) -> str:
+        """The yuuvis user id of this connection's user: extra ``user_id``, else read once per hook
+        from GET /tenant-management/api/idm/me (``id``, unverified). Never the login: seed 002's
+        userIds (``startUserId``) are the identity provider's ids, not login names."""
+        configured = self.settings.extra_value("user_id")
+        if configured is not None and str(configured).strip():
+            return str(configured).strip()
+        request = Request("GET", CURRENT_USER)
+        try:
+            reply = self.request(request)
+        except (BpmNotFound, BpmAuthError) as exc:
+            if _refused_credentials(exc):
+                raise
+            raise BpmConfigError(
+                f"the yuuvis user id of {self._who()} could not be read from GET {CURRENT_USER} "
+                f"(HTTP {exc.status}): set extra field 'user_id' to the user's yuuvis user id "
+                "(not the login name)",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            ) from exc
+        body = self._json(request, reply)
+        user_id = body.get("id") if isinstance(body, Mapping) else None
+        if not isinstance(user_id, str) or not user_id.strip():
+            raise BpmConfigError(
+                f"GET {CURRENT_USER} answered no user id ('id'): set extra field 'user_id' to the "
+                "user's yuuvis user id (not the login name)",
+                system=self.system,
+                conn_id=self.bpm_conn_id,
+            )
+        return user_id.strip()
 
     def cancel_process(self, instance_id: str) -> None:
         try:
@@ -513,17 +551,12 @@ class YuuvisBpmHook(AnswerChecks, BpmHook):
         return task_from(raw)
 
     def claim_task(self, task_id: str, assignee: str | None = None) -> None:
-        """Claim for ``assignee``, else for extra ``user_id``, else for the login.
+        """Claim for ``assignee``, else for this user (:attr:`current_user_id`: extra ``user_id``,
+        else GET /tenant-management/api/idm/me).
 
-        yuuvis user ids are the identity provider's ids: set extra ``user_id`` where they differ
-        from the login name.
+        yuuvis user ids are the identity provider's ids, not login names: the login is never sent.
         """
-        user = assignee or self.settings.extra_value("user_id") or self.settings.login
-        if not user:
-            raise BpmConfigError(
-                "claiming needs a user id: pass assignee or set extra field 'user_id'",
-                conn_id=self.bpm_conn_id,
-            )
+        user = assignee or self.current_user_id
         self._task_action(task_id, "claim", assignee=str(user))
 
     def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None, **options: Any) -> None:

@@ -36,8 +36,9 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
     :param manifest_name: also write the manifest as JSON under this name in the destination
     :param max_concurrency: downloads (and file listings) at once on this connection, each worker
         with its own HTTP session; a 429/Retry-After or 503 pauses all of them
-    :param retries: how many more times a broken download is tried (resumed with a Range request
-        where the server allows) before the file counts as failed
+    :param file_retries: how many more times a broken download is tried (resumed with a Range
+        request where the server allows) before the file counts as failed; separate from the
+        task's own ``retries``, which repeat the whole export
     """
 
     template_fields: Sequence[str] = (
@@ -63,7 +64,7 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
         layout: str = DEFAULT_LAYOUT,
         manifest_name: str | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
-        retries: int = DEFAULT_RETRIES,
+        file_retries: int = DEFAULT_RETRIES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,8 +75,8 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
         Layout.parse(layout)  # unknown placeholders fail when the DAG is parsed, not at 3 a.m.
         if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
             raise ValueError(f"max_concurrency must be a whole number >= 1, got {max_concurrency!r}")
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise ValueError(f"retries must be a whole number >= 0, got {retries!r}")
+        if not isinstance(file_retries, int) or isinstance(file_retries, bool) or file_retries < 0:
+            raise ValueError(f"file_retries must be a whole number >= 0, got {file_retries!r}")
         self.bpm_conn_id = bpm_conn_id
         self.destination = destination
         self.dest_conn_id = dest_conn_id
@@ -85,7 +86,7 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
         self.layout = layout
         self.manifest_name = manifest_name
         self.max_concurrency = max_concurrency
-        self.retries = retries
+        self.file_retries = file_retries
         self._add_destination_asset()
 
     def get_hook(self) -> BpmHook:
@@ -108,7 +109,7 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
                 manifest_name=self.manifest_name or None,
                 logger=self.log,
                 max_concurrency=self.max_concurrency,
-                retries=self.retries,
+                retries=self.file_retries,
             )
         counts: dict[str, int] = {}
         for entry in manifest:

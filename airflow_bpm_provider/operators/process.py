@@ -10,9 +10,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin
 
 from airflow_bpm_provider import deferral
-from airflow_bpm_provider.exceptions import BpmConfigError, BpmConflict, BpmNotFound
+from airflow_bpm_provider.exceptions import (
+    BpmConfigError,
+    BpmConflict,
+    BpmConnectionError,
+    BpmError,
+    BpmNotFound,
+)
 from airflow_bpm_provider.links import XCOM_INSTANCE_ID, XCOM_INSTANCE_URL, BpmProcessLink
-from airflow_bpm_provider.start_journal import INSTANCE_ID_KEY, SentMark, StartJournal
+from airflow_bpm_provider.start_journal import INSTANCE_ID_KEY, SentMark, StartJournal, start_never_acted
 from airflow_bpm_provider.state_sets import Verdict, describe, judge, parse_state_sets
 
 if TYPE_CHECKING:
@@ -75,7 +81,8 @@ class BpmStartProcessOperator(ResumableJobMixin, BaseOperator):
     finds that mark but no id looks for an instance of ``process`` started by the connection's
     user since T (less ``start_clock_skew``) that carries no key yet, adopts it when exactly one
     matches, fails with :class:`~airflow_bpm_provider.exceptions.BpmConflict` when several do,
-    and starts again only when none does.
+    and starts again only when none does. A start that provably started nothing (refused with a
+    4xx answer other than 408, or never sent) drops the mark, so the next try starts at once.
 
     A ``business_key`` is the idempotency key across tries and DAG runs and the fallback without
     a task state store: an instance of ``process`` with that key is reused instead of starting
@@ -201,10 +208,15 @@ class BpmStartProcessOperator(ResumableJobMixin, BaseOperator):
         elif not journal.durable:
             self._say_what_is_guaranteed(run, try_number)
         journal.mark_sent(try_number)
-        with journal.listening():  # a start of several calls reports its id between them
-            instance = run.hook.start_process(
-                self.process, variables=run.variables, business_key=run.business_key, **run.options
-            )
+        try:
+            with journal.listening():  # a start of several calls reports its id between them
+                instance = run.hook.start_process(
+                    self.process, variables=run.variables, business_key=run.business_key, **run.options
+                )
+        except BpmError as exc:
+            if journal.reported is None and start_never_acted(exc):
+                self._forget_sent_mark(journal, exc)
+            raise
         journal.record_started(instance.id)
         run.started = instance
         return instance.id
@@ -242,15 +254,17 @@ class BpmStartProcessOperator(ResumableJobMixin, BaseOperator):
         # where a business key still finds (and judges) that same instance.
         return judge(found, self.target_states, self.failure_states) is Verdict.WAITING
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+    def poll_until_complete(self, external_id: Any, context: Context) -> str:
+        """Attach, then wait (or defer). Returns the id: on a reconnect to a stored instance still
+        running, the mixin returns what this returns, without calling get_job_result."""
         run = self._current_run()
         instance, url = self._attach(run, str(external_id), context)
-        if not self.wait_for_completion:
-            return
-        if self.deferrable:
-            self._check_then_defer(run.hook, instance.id, url)
-        else:
-            self._wait_for_end(run.hook, instance.id, url)
+        if self.wait_for_completion:
+            if self.deferrable:
+                self._check_then_defer(run.hook, instance.id, url)
+            else:
+                self._wait_for_end(run.hook, instance.id, url)
+        return str(external_id)
 
     def get_job_result(self, external_id: Any, context: Context) -> str:
         run = self._current_run()
@@ -283,6 +297,22 @@ class BpmStartProcessOperator(ResumableJobMixin, BaseOperator):
         ti.xcom_push(key=XCOM_INSTANCE_URL, value=url)
         self.log.info("Process instance %s of %s: %s", instance.id, self.process, url or "(no UI URL)")
         return instance, url
+
+    def _forget_sent_mark(self, journal: StartJournal, exc: BpmError) -> None:
+        """The start was refused or never sent: no instance exists for a retry to look for."""
+        self.log.info(
+            "The start of %s was %s, so it started nothing: the next try starts without looking for it",
+            self.process,
+            "never sent" if isinstance(exc, BpmConnectionError) else f"refused (HTTP {exc.status})",
+        )
+        try:
+            journal.clear_sent()
+        except Exception as store_exc:  # the start's own error is the one to raise
+            self.log.warning(
+                "Could not drop the start-sent mark (%s: %s); the next try looks for an instance first",
+                type(store_exc).__name__,
+                store_exc,
+            )
 
     def _adopt_unanswered_start(
         self, run: _Run, mark: SentMark, *, exclude: str | None

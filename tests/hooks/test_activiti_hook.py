@@ -1367,7 +1367,7 @@ def test_find_unclaimed_starts_asks_for_this_login_s_starts_since_then_and_drops
             "processDefinitionKey": "order",
             "startedAfter": "2024-05-01T09:30:00Z",
             "start": 0,
-            "size": 100,
+            "size": 1000,
         },
         headers=AUTH,
         query_string="",
@@ -1383,7 +1383,7 @@ def test_find_unclaimed_starts_asks_for_this_login_s_starts_since_then_and_drops
     httpserver.expect_oneshot_request(
         "/bpmn/runtime/process-instances",
         method="GET",
-        query_string={"suspended": "true", "processDefinitionKey": "order", "start": "0", "size": "100"},
+        query_string={"suspended": "true", "processDefinitionKey": "order", "start": "0", "size": "1000"},
         headers=AUTH,
     ).respond_with_json(page([], total=0))
 

@@ -302,6 +302,20 @@ def test_reads_are_retried_on_503_then_succeed(httpserver: HTTPServer):
     assert make_hook(httpserver).get_process("1").state is ProcessState.RUNNING
 
 
+def test_reads_are_retried_on_500_then_succeed(httpserver: HTTPServer):
+    httpserver.expect_ordered_request("/live/1").respond_with_data("oops", status=500)
+    httpserver.expect_ordered_request("/live/1").respond_with_json({"state": "running"})
+    assert make_hook(httpserver).get_process("1").state is ProcessState.RUNNING
+    assert len(httpserver.log) == 2
+
+
+def test_a_start_is_not_resent_after_500(httpserver: HTTPServer):
+    httpserver.expect_request("/start").respond_with_data("oops", status=500)
+    with pytest.raises(BpmServerError, match="HTTP 500"):
+        make_hook(httpserver).start_process("p")
+    assert len(httpserver.log) == 1
+
+
 def test_retries_give_up_after_max_attempts(httpserver: HTTPServer):
     httpserver.expect_request("/live/1").respond_with_data("down", status=504)
     with pytest.raises(BpmServerError, match=r"HTTP 504.*down"):

@@ -1500,7 +1500,7 @@ def test_find_unclaimed_starts_reads_my_cases_newest_first_until_older_than_then
     # API@bpm@case.yaml / API@bpm@archivedCase.yaml: f=name (every version), f=started_by (a user
     # id; the session's, API@system@session@unusedId.yaml). No start-date filter: read newest first.
     def mine(order: str) -> str:
-        return qs(("p", 0), ("c", 100), ("f", "name=Expense report"), ("f", "started_by=4"), ("o", order))
+        return qs(("p", 0), ("c", 1000), ("f", "name=Expense report"), ("f", "started_by=4"), ("o", order))
 
     httpserver.expect_request(f"{BASE}/API/bpm/process/8801").respond_with_json(DEFINITION)
     httpserver.expect_request(f"{BASE}/API/system/session/unusedId").respond_with_json(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from airflow.models.connection import Connection
@@ -34,7 +35,7 @@ from airflow_bpm_provider.exceptions import (
     BpmServerError,
     BpmValidationError,
 )
-from airflow_bpm_provider.hooks.questetra import QuestetraHook
+from airflow_bpm_provider.hooks.questetra import QuestetraHook, unclaimed_window_start
 from airflow_bpm_provider.hooks.registry import hook_class
 from airflow_bpm_provider.hooks.retry import RetryPolicy
 from airflow_bpm_provider.models import ProcessFile, ProcessState
@@ -1451,6 +1452,53 @@ def test_find_unclaimed_starts_asks_for_my_starts_since_then_and_keeps_the_untit
         ("sort-property", "processInstanceStartDatetime"),
         ("sort-direction", "DESC"),
     ]
+
+
+def test_find_unclaimed_starts_without_a_timezone_finds_a_start_of_a_user_west_of_utc(httpserver: HTTPServer):
+    # A server in UTC-8 (answers carry -08:00 offsets) and no 'timezone' extra: the server reads
+    # start-date-from in the user's zone, so the UTC wall clock (18:30) would start the window
+    # 8 hours after the lost start. The bound is the UTC wall clock minus 14 hours, early enough
+    # for any zone from UTC-12 to UTC+14; the exact instant is checked by the answers' offsets.
+    httpserver.expect_request("/API/OR/ProcessInstance/list", method="POST").respond_with_json(
+        {
+            "count": 3,
+            "processInstances": [
+                process_entry(  # the lost start: 10:30:50 at -08:00 is 18:30:50Z
+                    9, processInstanceTitle=None, processInstanceStartDatetime="2024-05-01T10:30:50-0800"
+                ),
+                process_entry(  # untitled but started before: 18:30:10Z
+                    8, processInstanceTitle=None, processInstanceStartDatetime="2024-05-01T10:30:10-08:00"
+                ),
+                process_entry(  # started in the window hours earlier, long before the lost start
+                    7, processInstanceTitle=None, processInstanceStartDatetime="2024-05-01T05:00:00-0800"
+                ),
+            ],
+        }
+    )
+    since = datetime(2024, 5, 1, 18, 30, 45, tzinfo=UTC)  # 10:30:45 in UTC-8
+
+    found = make_hook(httpserver).find_unclaimed_starts("12/3", since)
+
+    assert [p.id for p in found] == ["9"]
+    assert found[0].started_at == datetime(2024, 5, 1, 18, 30, 50, tzinfo=UTC)
+    [request] = seen(httpserver)
+    assert children(criteria_of(request)) == [
+        ("process-model-info-id", "12"),
+        ("start-date-from", "2024-05-01 04:30"),  # 18:30 UTC wall clock minus 14 hours
+        ("init-quser-id", "#me"),
+        ("sort-property", "processInstanceStartDatetime"),
+        ("sort-direction", "DESC"),
+    ]
+
+
+@pytest.mark.parametrize("hours", [-12, -8, 0, 9, 14])
+def test_the_unclaimed_window_without_a_timezone_starts_early_enough_in_any_zone(hours: int):
+    since = datetime(2024, 5, 1, 18, 30, 45, tzinfo=UTC)
+    bound = unclaimed_window_start(since, None)
+    assert bound.tzinfo is None
+    # The server reads the naive text in the user's zone: that instant must not be after since.
+    assert bound.replace(tzinfo=timezone(timedelta(hours=hours))) <= since
+    assert unclaimed_window_start(since, ZoneInfo("Asia/Tokyo")) == since  # converted by the writer
 
 
 class JournalStore:

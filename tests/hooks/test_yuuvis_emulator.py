@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 
 import airflow_runtime
 import pytest
 from airflow.sdk import DAG
 
 from airflow_bpm_provider.exceptions import BpmAuthError, BpmNotFound, BpmValidationError
+from airflow_bpm_provider.hooks.http import Request
 from airflow_bpm_provider.hooks.registry import get_bpm_hook
 from airflow_bpm_provider.hooks.yuuvis import YuuvisBpmHook
 from airflow_bpm_provider.models import ProcessState
@@ -117,7 +119,23 @@ def test_only_admins_may_list_processes_started_by_other_users(emu, hook):
     assert "only admins may list processes started by other users" in text
     assert "may only ask for their own processes" in text  # the server's message stays
     mine = hook.start_process(APPROVAL_KEY)
-    assert mine.id in [p.id for p in hook.find_processes(started_by="yuuvis.clerk")]
+    # startedBy takes the user id (seed 002), which is not the login: the login is refused.
+    with pytest.raises(BpmValidationError, match="may only ask for their own processes"):
+        list(hook.find_processes(started_by="yuuvis.clerk"))
+    assert mine.id in [p.id for p in hook.find_processes(started_by=hook.current_user_id)]
+
+
+def test_the_emulator_names_users_by_an_id_distinct_from_the_login(emu, hook):
+    me = hook.request(Request("GET", "/tenant-management/api/idm/me")).json()
+    assert me["username"] == "yuuvis.clerk" and me["id"] != "yuuvis.clerk"
+    assert hook.current_user_id == me["id"]
+    started = hook.start_process(APPROVAL_KEY)
+    assert started.raw["startUserId"] == me["id"]
+    since = started.started_at - timedelta(seconds=1)
+    assert [p.id for p in hook.find_unclaimed_starts(APPROVAL_KEY, since)] == [started.id]
+    [task] = [t for t in hook.find_tasks() if t.process_instance_id == started.id]
+    hook.claim_task(task.id)  # for myself: the user id, which the emulator takes as this user
+    assert emu.engine.task(int(task.id)).assignee == "yuuvis.clerk"
 
 
 def test_start_errors_and_wrong_tenant(emu, hook, monkeypatch):

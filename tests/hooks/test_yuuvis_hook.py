@@ -41,6 +41,16 @@ LOGIN = "clerk"
 TENANT = "acme"
 PROCESSES = "/bpm-engine/api/processes"
 TASKS = "/bpm-engine/api/tasks"
+# (unverified) The current user's record; the vendor excerpts (reference section 4, seed 002) do
+# not document it. Its ``id`` is the userId seed 002 names in startedBy/startUserId.
+ME = "/tenant-management/api/idm/me"
+USER_ID = "0d7fd0be-6a0b-4f3e-9c1d-2b5a7e4f8c61"
+
+
+def me_answer() -> dict[str, Any]:
+    return {"id": USER_ID, "username": LOGIN, "tenant": TENANT}
+
+
 BASIC = "Basic " + base64.b64encode(f"{LOGIN}:{PASSWORD}".encode()).decode()
 
 
@@ -889,7 +899,6 @@ def test_an_invisible_task_says_so(httpserver: HTTPServer, status, cls):
     ("call", "body"),
     [
         (lambda h: h.claim_task("t-8", "userWhoClaims"), {"action": "claim", "assignee": "userWhoClaims"}),
-        (lambda h: h.claim_task("t-8"), {"action": "claim", "assignee": "clerk"}),
         (lambda h: h.complete_task("t-8"), {"action": "complete"}),
         (
             lambda h: h.complete_task("t-8", {"approved": True, "comment": "ok"}),
@@ -927,6 +936,17 @@ def test_claim_uses_the_user_id_extra(httpserver: HTTPServer):
     assert httpserver.log[0][0].get_json() == {"action": "claim", "assignee": "0d7fd0be-6a0b"}
 
 
+def test_claim_for_myself_sends_the_user_id_from_idm_me_never_the_login(httpserver: HTTPServer):
+    httpserver.expect_request(ME, method="GET").respond_with_json(me_answer())
+    httpserver.expect_request(f"{TASKS}/t-8", method="POST").respond_with_json(task("t-8"))
+    hook = make_hook(httpserver)
+    hook.claim_task("t-8")
+    hook.claim_task("t-8")
+    paths = [r.path for r, _ in httpserver.log]
+    assert paths == [ME, f"{TASKS}/t-8", f"{TASKS}/t-8"]  # the id is read once per hook
+    assert all(r.get_json() == {"action": "claim", "assignee": USER_ID} for r, _ in httpserver.log[1:])
+
+
 def test_complete_refuses_options(httpserver: HTTPServer):
     with pytest.raises(BpmConfigError, match="unknown complete option\\(s\\) for yuuvis Momentum: flow"):
         make_hook(httpserver).complete_task("t-8", flow=2)
@@ -945,7 +965,7 @@ def test_task_action_errors_are_clear(httpserver: HTTPServer):
     with pytest.raises(
         BpmNotFound, match="task 't-9' does not exist, has ended, or user 'clerk' may not act"
     ):
-        hook.claim_task("t-9")
+        hook.claim_task("t-9", USER_ID)
 
 
 # ---- files ---------------------------------------------------------------------------------------
@@ -1179,11 +1199,13 @@ def test_open_file_errors(httpserver: HTTPServer):
 # ---- a start whose answer was lost (the start operator's journal) --------------------------------
 
 
-@pytest.mark.parametrize(("extra", "started_by"), [({}, LOGIN), ({"user_id": "u-7"}, "u-7")])
+@pytest.mark.parametrize(("extra", "started_by"), [({}, USER_ID), ({"user_id": "u-7"}, "u-7")])
 def test_find_unclaimed_starts_asks_for_own_starts_since_then_and_drops_keyed_ones(
     httpserver: HTTPServer, extra: dict[str, Any], started_by: str
 ):
-    # Seed 002: processDefinitionKey, startedBy (a non-admin may name only themselves), startedAfter.
+    # Seed 002: processDefinitionKey, startedBy (a userId, like startUserId; a non-admin may name
+    # only themselves), startedAfter. Without extra user_id the id comes from GET idm/me.
+    httpserver.expect_request(ME, method="GET").respond_with_json(me_answer())
     httpserver.expect_request(PROCESSES).respond_with_json(
         page([process("p-1", businessKey=None), process("p-2", businessKey="bk-2")], False)
     )
@@ -1193,6 +1215,10 @@ def test_find_unclaimed_starts_asks_for_own_starts_since_then_and_drops_keyed_on
     )
 
     assert [p.id for p in found] == ["p-1"]
+    if not extra:
+        (me, _) = httpserver.log.pop(0)
+        assert me.method == "GET" and me.path == ME and not me.args
+        assert_gateway_headers(me)
     (request, _) = httpserver.log[0]
     assert request.method == "GET" and request.path == PROCESSES
     assert_gateway_headers(request)
@@ -1201,5 +1227,32 @@ def test_find_unclaimed_starts_asks_for_own_starts_since_then_and_drops_keyed_on
         "startedBy": [started_by],
         "startedAfter": ["2024-05-01T08:00:00.000Z"],
         "page": ["0"],
-        "size": ["100"],
+        "size": ["1000"],
     }
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda r: r.respond_with_json({"status": 404, "message": "Not Found"}, status=404),
+        lambda r: r.respond_with_json({"status": 403, "message": "Forbidden"}, status=403),
+        lambda r: r.respond_with_json({"username": LOGIN}),
+        lambda r: r.respond_with_json({"id": "", "username": LOGIN}),
+    ],
+)
+def test_without_a_user_id_the_login_is_never_sent_as_started_by(httpserver: HTTPServer, answer):
+    answer(httpserver.expect_request(ME, method="GET"))
+    hook = make_hook(httpserver)
+    with pytest.raises(BpmConfigError, match="set extra field 'user_id'"):
+        hook.find_unclaimed_starts("twosteptest_proc", datetime(2024, 5, 1, 8, 0, tzinfo=UTC))
+    with pytest.raises(BpmConfigError, match="not the login name"):
+        hook.claim_task("t-8")
+    assert {r.path for r, _ in httpserver.log} == {ME}  # no list, no claim went out
+
+
+def test_refused_credentials_on_idm_me_stay_an_auth_error(httpserver: HTTPServer):
+    httpserver.expect_request(ME, method="GET").respond_with_json(
+        {"status": 401, "message": "Unauthorized"}, status=401
+    )
+    with pytest.raises(BpmAuthError):
+        make_hook(httpserver).find_unclaimed_starts("twosteptest_proc", datetime(2024, 5, 1, tzinfo=UTC))

@@ -76,6 +76,25 @@ def test_a_failing_file_fails_the_task_after_the_others_landed(bpm, instance, su
     assert sorted(os.listdir(folder)) == ["receipt (2).pdf", "receipt.pdf"]
 
 
+def test_file_retries_are_not_the_tasks_own_retries(tmp_path):
+    from airflow_bpm_provider.transfer.fetch import DEFAULT_RETRIES
+
+    with DAG("file_retries", schedule=None, default_args={"retries": 0}):
+        default = BpmDownloadProcessFilesOperator(
+            task_id="default", bpm_conn_id="bpm", destination=str(tmp_path), process_instance_ids=["1"]
+        )
+        both = BpmDownloadProcessFilesOperator(
+            task_id="both",
+            bpm_conn_id="bpm",
+            destination=str(tmp_path),
+            process_instance_ids=["1"],
+            retries=2,
+            file_retries=5,
+        )
+    assert (default.retries, default.file_retries) == (0, DEFAULT_RETRIES)
+    assert (both.retries, both.file_retries) == (2, 5)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
@@ -89,7 +108,7 @@ def test_a_failing_file_fails_the_task_after_the_others_landed(bpm, instance, su
         ({}, ValueError, "select the processes"),
         ({"process_instance_ids": ["1"], "query": {"a": 1}}, ValueError, "not both"),
         ({"process_instance_ids": ["1"], "max_concurrency": 0}, ValueError, "max_concurrency"),
-        ({"process_instance_ids": ["1"], "retries": -1}, ValueError, "retries"),
+        ({"process_instance_ids": ["1"], "file_retries": -1}, ValueError, "file_retries"),
     ],
 )
 def test_bad_arguments_fail_when_the_dag_is_parsed(tmp_path, kwargs, error, message):

@@ -26,7 +26,7 @@ from airflow.sdk.execution_time.context import TaskStateStoreAccessor
 from airflow_runtime import context_for, run
 
 from airflow_bpm_provider import start_journal
-from airflow_bpm_provider.exceptions import BpmConflict, BpmError
+from airflow_bpm_provider.exceptions import BpmConflict, BpmConnectionError, BpmError
 from airflow_bpm_provider.models import ProcessState
 from airflow_bpm_provider.operators.process import BpmStartProcessOperator
 from airflow_bpm_provider.start_journal import INSTANCE_ID_KEY, START_SENT_KEY, StartJournal
@@ -272,6 +272,85 @@ def test_several_untitled_candidates_fail_clearly_instead_of_guessing(system, st
     assert rival in str(info.value) and CONN_ID in str(info.value)
 
 
+def no_search(*args: Any) -> None:
+    pytest.fail("looked for an unanswered start")
+
+
+def test_a_refused_start_leaves_no_mark_and_the_retry_starts_without_searching(system, store, monkeypatch):
+    method, path = system.start
+    system.emu.faults.add(path, 400, method=method, body='{"message": "refused"}')
+    with pytest.raises(BpmError) as refused:
+        one_try(system, store, 1)
+    assert refused.value.status == 400 and system.instances() == []
+    assert START_SENT_KEY not in store.state
+    monkeypatch.setattr(BpmStartProcessOperator, "_adopt_unanswered_start", no_search)
+
+    instance_id, _ = one_try(system, store, 2)
+
+    assert [str(i.id) for i in system.instances()] == [instance_id]
+    assert store.state == {INSTANCE_ID_KEY: instance_id}
+
+
+def test_a_start_never_sent_leaves_no_mark_and_the_retry_starts_without_searching(system, store, monkeypatch):
+    import os
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env = f"AIRFLOW_CONN_{CONN_ID.upper()}"
+    alive = os.environ[env]
+    monkeypatch.setenv(env, alive.replace(system.emu.url, dead))
+    with pytest.raises(BpmConnectionError) as unsent:
+        one_try(system, store, 1)
+    assert unsent.value.sent is False and "not re-sent" not in str(unsent.value)
+    assert START_SENT_KEY not in store.state
+    monkeypatch.setenv(env, alive)
+    monkeypatch.setattr(BpmStartProcessOperator, "_adopt_unanswered_start", no_search)
+
+    instance_id, _ = one_try(system, store, 2)
+
+    assert [str(i.id) for i in system.instances()] == [instance_id]
+    assert store.state == {INSTANCE_ID_KEY: instance_id}
+
+
+@pytest.mark.parametrize(
+    ("error", "never_acted"),
+    [
+        (BpmError("refused", status=400), True),
+        (BpmError("conflict", status=409), True),
+        (BpmError("throttled", status=429), True),
+        (BpmError("request timeout", status=408), False),
+        (BpmError("server error", status=503), False),
+        (BpmError("no status"), False),
+        (BpmConnectionError("not sent", sent=False), True),
+        (BpmConnectionError("maybe acted", sent=True), False),
+        (BpmConnectionError("unknown"), False),
+    ],
+)
+def test_only_a_refused_or_unsent_start_counts_as_never_acted(error, never_acted):
+    assert start_journal.start_never_acted(error) is never_acted
+
+
+def test_a_refusal_after_the_hook_reported_an_instance_keeps_the_mark(expense, store, monkeypatch):
+    """Questetra's title save refused after the start worked, and the id could not be stored:
+    the mark is the retry's only way to find that instance, so it stays."""
+    real_start = memory_bpm.MemoryBpmHook.start_process
+
+    def start_then_refuse(self, *args: Any, **kwargs: Any) -> Any:
+        start_journal.started(real_start(self, *args, **kwargs).id)
+        raise BpmError("its title could not be saved", status=400)
+
+    def unwritable(self, instance_id: str) -> None:
+        raise RuntimeError("API server unreachable")
+
+    monkeypatch.setattr(memory_bpm.MemoryBpmHook, "start_process", start_then_refuse)
+    monkeypatch.setattr(StartJournal, "record_started", unwritable)
+    with pytest.raises(BpmError, match="title"):
+        memory_try(store, 1)
+    assert len(expense.starts) == 1 and START_SENT_KEY in store.state
+
+
 def one_try_elsewhere(system: System) -> str:
     from airflow_bpm_provider.hooks.registry import get_bpm_hook
 
@@ -400,6 +479,20 @@ def test_a_stored_instance_still_running_is_waited_for_not_started_again(expense
     store.state[INSTANCE_ID_KEY] = earlier.id
     with pytest.raises(AirflowException, match="after waiting 0 s"):
         memory_try(store, 2, wait_for_completion=True, timeout=0, poll_interval=0)
+    assert len(expense.starts) == 1
+
+
+def test_a_reconnect_to_a_stored_running_instance_returns_its_id_once_it_completes(
+    expense, store, monkeypatch
+):
+    earlier = expense.start("expense", {}, None, None)
+    store.state[INSTANCE_ID_KEY] = earlier.id
+    monkeypatch.setattr(
+        BpmStartProcessOperator, "_sleep", lambda self, s: expense.end(earlier.id, ProcessState.COMPLETED)
+    )
+
+    # What the task runner pushes as XCom return_value.
+    assert memory_try(store, 2, wait_for_completion=True, poll_interval=0) == earlier.id
     assert len(expense.starts) == 1
 
 

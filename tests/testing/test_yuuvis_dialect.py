@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_bpm_provider.testing.dialects.yuuvis_entries import user_id_of
 from airflow_bpm_provider.testing.engine import DataDef, TaskDef
 from airflow_bpm_provider.testing.server import Emulator
 
@@ -143,7 +144,7 @@ def test_start_answers_the_process_with_its_variables(emu):
     )
     assert body["businessKey"] == "inv-1" and body["name"] == "Invoice 1"
     assert body["processDefinitionId"].startswith("invoice:1:")
-    assert body["processDefinitionName"] == "Invoice" and body["startUserId"] == "ann"
+    assert body["processDefinitionName"] == "Invoice" and body["startUserId"] == user_id_of("ann")
     assert body["startTime"].endswith("Z") and body["endTime"] is None and body["suspended"] is False
     variables = {v["name"]: (v["type"], v["value"]) for v in body["variables"]}
     assert variables == {"amount": ("double", 12.5), "documentId": ("string", "obj-9")}
@@ -222,11 +223,13 @@ def test_process_filters(emu):
     assert ids(isCompleted="false") == [a["id"], b["id"]]
     assert ids(startedBefore=later) == [a["id"]]
     assert ids(startedAfter=a["startTime"].replace("Z", "+00:00")) == [b["id"], c["id"]]
-    assert ids(startedBy="ann", excludeSubprocesses="true") == [a["id"], b["id"], c["id"]]
+    assert ids(startedBy=user_id_of("ann"), excludeSubprocesses="true") == [a["id"], b["id"], c["id"]]
     assert ids(involvedUser="ann") == [a["id"], b["id"], c["id"]]
     assert ids(involvedUser="bob") == []
     assert ids(subProcessInstanceId="x") == [] and ids(superProcessInstanceId="x") == []
-    assert "only ask for their own" in error(client.get("/bpm-engine/api/processes", startedBy="bob"), 400)
+    assert "only ask for their own" in error(
+        client.get("/bpm-engine/api/processes", startedBy=user_id_of("bob")), 400
+    )
     assert error(client.get("/bpm-engine/api/processes", isCompleted="yes"), 400)
     assert error(client.get("/bpm-engine/api/processes", startedAfter="yesterday"), 400)
     with_variables = client.processes(businessKey="inv-a", includeProcessVariables="true")["objects"][0]

@@ -11,6 +11,10 @@ Gateway behaviour emulated here:
   processes or tasks assigned to them or to nobody (everyone is a candidate here);
 - lists answer ``{objects, numItems, totalNumItems, hasMoreItems}``, paged by ``page`` (0-based)
   and ``size`` (default 10);
+- the API names users by their user id (``startUserId``, ``startedBy``), a UUID distinct from the
+  login name; ``GET /tenant-management/api/idm/me`` answers the current user's ``{id, username,
+  tenant}`` (the endpoint and its fields are not in the vendor excerpts: unverified). The engine
+  keeps logins: a claim's assignee that is a known user's id is stored as that user's login;
 - errors answer Spring Boot's ``{timestamp, status, error, message, path}``.
 
 DMS object ids are the ids of the engine's stored files; ``/api/dms/objects/{id}`` gives their
@@ -49,6 +53,7 @@ from airflow_bpm_provider.testing.dialects.yuuvis_entries import (
     split_variables,
     task_json,
     timestamp,
+    user_id_of,
 )
 from airflow_bpm_provider.testing.downloads import file_response
 from airflow_bpm_provider.testing.engine import (
@@ -63,6 +68,7 @@ from airflow_bpm_provider.testing.engine import (
 from airflow_bpm_provider.testing.faults import FaultPlan
 
 API = "/bpm-engine/api"
+CURRENT_USER = "/tenant-management/api/idm/me"
 DMS = "/api/dms/objects"
 TENANT_HEADER = "X-ID-TENANT-NAME"
 COOKIE = "GWSESSIONID"
@@ -143,6 +149,12 @@ def router(engine: Engine, faults: FaultPlan) -> APIRouter:
     async def task_action(request: Request, task_id: str) -> Response:
         body = await _json_body(request)
         return gateway.serve(request, lambda s: _task_action(engine, state, gateway, s, task_id, body))
+
+    # ---- the current user ---------------------------------------------------------------------
+
+    @api.get(CURRENT_USER)
+    async def current_user(request: Request) -> Response:
+        return gateway.serve(request, lambda s: {"id": s.user_id, "username": s.user, "tenant": s.tenant})
 
     # ---- DMS ----------------------------------------------------------------------------------
 
@@ -302,8 +314,12 @@ def _definitions(engine: Engine, request: Request) -> dict[str, Any]:
 def _processes(engine: Engine, state: YuuvisState, session: Session, request: Request) -> dict[str, Any]:
     q = request.query_params
     started_by = q.get("startedBy")
-    if started_by and started_by != session.user:
-        raise ApiError(400, f"startedBy: user '{session.user}' may only ask for their own processes")
+    if started_by and started_by != session.user_id:
+        # Seed 002: startedBy is a userId, and a non-admin may give only their own (a login is
+        # not a user id and is refused like any other user's id).
+        raise ApiError(
+            400, f"startedBy: user '{session.user_id}' may only ask for their own processes (by user id)"
+        )
     flags = {name: query_bool(q, name) for name in ("suspended", "isCompleted", "includeProcessVariables")}
     query_bool(q, "excludeSubprocesses")  # every emulated process is a top-level one
     version = query_int(q, "processDefinitionVersion")
@@ -338,7 +354,7 @@ def _process_matches(
     before: Any,
 ) -> bool:
     definition = instance.definition
-    involved = q.get("involvedUser")
+    involved = _login_of(engine, q["involvedUser"]) if q.get("involvedUser") else None
     checks = [
         not q.get("businessKey") or instance.business_key == q["businessKey"],
         not q.get("businessKeyLike") or like(q["businessKeyLike"], instance.business_key),
@@ -434,7 +450,7 @@ def _task_action(
     defined, free = split_variables(task.instance, variables)
     with engine.lock:
         if action == "claim":
-            engine.claim(task, str(assignee or session.user))
+            engine.claim(task, _login_of(engine, assignee) if assignee else session.user)
         elif action == "complete":
             engine.complete(task, user=session.user, values=defined)
             _store_free(state, task, free)
@@ -449,7 +465,7 @@ def _task_action(
                     raise ApiError(400, "delegate needs an assignee")
                 state.owners.setdefault(task.id, session.user)
                 state.delegation[task.id] = "PENDING"
-                engine.claim(task, str(assignee), force=True)
+                engine.claim(task, _login_of(engine, assignee), force=True)
             else:
                 if state.delegation.get(task.id) != "PENDING":
                     raise ApiError(400, f"task '{task_id}' is not delegated")
@@ -458,6 +474,15 @@ def _task_action(
         else:
             raise ApiError(400, f"Invalid action: '{action}'; expected claim, complete, delegate or resolve")
         return task_json(task, state, with_variables=False)
+
+
+def _login_of(engine: Engine, assignee: Any) -> str:
+    """The engine's login for an assignee the API names by user id; other text as it is."""
+    text = str(assignee)
+    for login in engine.users:
+        if user_id_of(login) == text:
+            return login
+    return text
 
 
 def _store_free(state: YuuvisState, task: TaskInstance, free: dict[str, Any]) -> None:

@@ -38,10 +38,25 @@ class ApiError(Exception):
         self.message = message
 
 
+# Namespace of the emulated identity provider's user ids (any fixed UUID would do).
+USER_ID_NAMESPACE = uuid.UUID("6f1c9a52-3e1b-4d8e-9a40-5b7e2d1c0f88")
+
+
+def user_id_of(login: str | None) -> str | None:
+    """The emulated yuuvis user id of ``login``: UUID-like (seed 002's ``startUserId``) and never
+    equal to the login, as the identity provider's ids are not login names."""
+    return None if login is None else str(uuid.uuid5(USER_ID_NAMESPACE, login))
+
+
 @dataclass
 class Session:
-    user: str
+    user: str  # the login name (the engine keeps logins)
     tenant: str
+
+    @property
+    def user_id(self) -> str:
+        """What the API calls the user: the identity provider's id, not the login."""
+        return str(user_id_of(self.user))
 
 
 @dataclass
@@ -126,7 +141,7 @@ def process_json(instance: Instance, state: YuuvisState, *, with_variables: bool
         "processDefinitionId": definition_id(definition),
         "processDefinitionName": definition.name,
         "processDefinitionDescription": definition.description or None,
-        "startUserId": instance.started_by,
+        "startUserId": user_id_of(instance.started_by),
         "startTime": timestamp(instance.started_at),
         "deleteReason": delete_reason(instance),
         "endActivityId": "endEvent" if instance.state == COMPLETED else None,
