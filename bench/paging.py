@@ -101,7 +101,7 @@ def serve(name: str, count: int) -> None:
     try:
         fields, user = SYSTEMS[name](emu)
         before = len(emu.engine.instances)
-        _seed(emu, user, count)  # straight into the engine, not through HTTP
+        _seed(emu, user, count - before)  # straight into the engine, not through HTTP: N in all
         total = len(emu.engine.instances)
         print(json.dumps({"fields": fields, "expected": total, "seeded": total - before}), flush=True)
         sys.stdin.read()  # serve until the measuring process closes our stdin
@@ -155,6 +155,7 @@ def start_server(name: str) -> subprocess.Popen[str]:
 
 
 def run(name: str, server: subprocess.Popen[str]) -> dict[str, Any]:
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
@@ -163,11 +164,14 @@ def run(name: str, server: subprocess.Popen[str]) -> dict[str, Any]:
         seeded = json.loads(line)
         row = {"system": name, "expected": seeded["expected"], "seeded": seeded["seeded"]}
         row.update(_listing(_hook(seeded["fields"])))
-        return row
     finally:
         if server.stdin is not None:
             server.stdin.close()
-        server.wait(timeout=30)
+        server.wait(timeout=60)
+    # The emulator's CPU (start-up, seeding, serving), once its process has been waited for.
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    row["server_cpu"] = sum(getattr(cpu_after, f) - getattr(cpu_before, f) for f in ("ru_utime", "ru_stime"))
+    return row
 
 
 def main() -> int:
