@@ -1328,3 +1328,12 @@ def test_auth_failure_is_an_auth_error(httpserver: HTTPServer):
     ).respond_with_json({"statusCode": 401, "errorMessage": "Unauthorized"}, status=401)
     with pytest.raises(BpmAuthError, match="authentication failed"):
         make_hook(httpserver).get_task("1")
+
+
+def test_page_size_extra_asks_for_smaller_pages(httpserver: HTTPServer):
+    httpserver.expect_request(
+        "/bpmn/runtime/tasks", method="GET", query_string={"start": "0", "size": "25"}, headers=AUTH
+    ).respond_with_json(page([task("1")], total=1))
+    assert [t.id for t in make_hook(httpserver, page_size="25").list_tasks()] == ["1"]
+    with pytest.raises(BpmConfigError, match="extra field 'page_size' must be a positive integer"):
+        _ = make_hook(httpserver, page_size="0").page_size

@@ -1159,3 +1159,12 @@ def test_open_file_errors(httpserver: HTTPServer):
     foreign = ProcessFile(name="x", size=None, content_type=None, process_instance_id="p", ref={"file_id": 1})
     with pytest.raises(BpmConfigError, match="no DMS object id"), hook.open_file(foreign):
         pass
+
+
+def test_page_size_extra_asks_for_smaller_pages(httpserver: HTTPServer):
+    httpserver.expect_request(TASKS, query_string={"page": "0", "size": "25"}).respond_with_json(
+        page([{"id": "t-1"}], False)
+    )
+    assert [t.id for t in make_hook(httpserver, page_size=25).list_tasks()] == ["t-1"]
+    with pytest.raises(BpmConfigError, match="page_size must be a positive integer"):
+        _ = make_hook(httpserver, page_size="none").page_size
