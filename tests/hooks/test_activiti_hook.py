@@ -1391,3 +1391,12 @@ def test_find_unclaimed_starts_asks_for_this_login_s_starts_since_then_and_drops
 
     assert [p.id for p in found] == ["31"]
     httpserver.check_assertions()
+
+
+def test_page_size_extra_asks_for_smaller_pages(httpserver: HTTPServer):
+    httpserver.expect_request(
+        "/bpmn/runtime/tasks", method="GET", query_string={"start": "0", "size": "25"}, headers=AUTH
+    ).respond_with_json(page([task("1")], total=1))
+    assert [t.id for t in make_hook(httpserver, page_size="25").list_tasks()] == ["1"]
+    with pytest.raises(BpmConfigError, match="extra field 'page_size' must be a positive integer"):
+        _ = make_hook(httpserver, page_size="0").page_size

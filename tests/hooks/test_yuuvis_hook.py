@@ -1256,3 +1256,12 @@ def test_refused_credentials_on_idm_me_stay_an_auth_error(httpserver: HTTPServer
     )
     with pytest.raises(BpmAuthError):
         make_hook(httpserver).find_unclaimed_starts("twosteptest_proc", datetime(2024, 5, 1, tzinfo=UTC))
+
+
+def test_page_size_extra_asks_for_smaller_pages(httpserver: HTTPServer):
+    httpserver.expect_request(TASKS, query_string={"page": "0", "size": "25"}).respond_with_json(
+        page([{"id": "t-1"}], False)
+    )
+    assert [t.id for t in make_hook(httpserver, page_size=25).list_tasks()] == ["t-1"]
+    with pytest.raises(BpmConfigError, match="page_size must be a positive integer"):
+        _ = make_hook(httpserver, page_size="none").page_size
