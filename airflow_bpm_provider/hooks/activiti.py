@@ -329,6 +329,36 @@ class ActivitiHook(BpmHook):
             ) from exc
         return self._json(request, reply)
 
+    # ---- batched reads for triggers (see hooks/batch_reads.py) ------------------------------
+
+    def _poll_processes_flow(
+        self, ids: Sequence[str], definitions: Sequence[str] = ()
+    ) -> Flow[dict[str, ProcessInstance]]:
+        """Many instances by id: the running ones from ``POST query/process-instances``, the others
+        from ``POST query/historic-process-instances``, both with ``processInstanceIds`` (Flowable
+        swagger: ProcessInstanceQueryRequest, HistoricProcessInstanceQueryRequest). Ids neither
+        knows are left out, for the caller to read one by one. ``definitions`` are not needed."""
+        from airflow_bpm_provider.hooks.batch_reads import IDS_PER_QUERY, chunks
+
+        found: dict[str, ProcessInstance] = {}
+        for chunk in chunks(list(ids), IDS_PER_QUERY):
+            for row in (yield from self._rows_by_ids_flow("/query/process-instances", chunk)):
+                found[str(row["id"])] = process_from_runtime(row)
+        for chunk in chunks([pid for pid in ids if pid not in found], IDS_PER_QUERY):
+            for row in (yield from self._rows_by_ids_flow("/query/historic-process-instances", chunk)):
+                found[str(row["id"])] = process_from_history(row)
+        return found
+
+    def _rows_by_ids_flow(self, path: str, ids: list[str]) -> Flow[list[dict[str, Any]]]:
+        request = Request(
+            "POST", path, json={"processInstanceIds": ids, "start": 0, "size": len(ids)}, idempotent=True
+        )
+        rows, _ = yield from self._page_flow(request)
+        if not {str(row.get("id")) for row in rows} <= set(ids):
+            # An engine that does not know the filter ignores it and lists everything instead.
+            raise self._error(BpmValidationError, "the server ignores 'processInstanceIds'", request)
+        return rows
+
     def _definition_params(self, process: str) -> dict[str, str]:
         by, target = self._start_target(process, None)
         if by == "id":

@@ -629,6 +629,41 @@ class BonitaHook(BonitaDataMixin, BpmHook):
             )
         return self._instance(body[0], archived=True)
 
+    # ---- batched reads for triggers (see hooks/batch_reads.py) ------------------------------
+
+    def _poll_processes_flow(
+        self, ids: Sequence[str], definitions: Sequence[str]
+    ) -> Flow[dict[str, ProcessInstance]]:
+        """The live ones among many cases: the case search has no id filter (API@bpm@case.yaml lists
+        processDefinitionId, name, started_by, ...), so the open cases of each process in
+        ``definitions`` are listed, with ``d=processDefinitionId`` as ``GET case/{id}`` reads them.
+        Cases not listed (archived, or of another process) are left out, for the caller to read
+        one by one."""
+        from airflow_bpm_provider.hooks.batch_reads import LISTING_PAGE, worth_another_page
+
+        found: dict[str, ProcessInstance] = {}
+        missing, pages = set(ids), 0
+        for definition in definitions:
+            page = seen = 0
+            while worth_another_page(pages, len(missing)):
+                batch, total = yield from self._page_flow(
+                    "bpm/case",
+                    page,
+                    LISTING_PAGE,
+                    filters=[("processDefinitionId", self._check_id(definition, "process definition id"))],
+                    order="id ASC",
+                    deploy=["processDefinitionId"],
+                )
+                page, pages, seen = page + 1, pages + 1, seen + len(batch)
+                for case in batch:
+                    if str(case.get("id")) in missing:
+                        instance = self._instance(case, archived=False)
+                        missing.discard(instance.id)
+                        found[instance.id] = instance
+                if self._last_page(batch, total, LISTING_PAGE, seen):
+                    break
+        return found
+
     def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
         """Cases and archived cases matching ``filters``, page after page (live ones first).
 

@@ -272,6 +272,34 @@ class YuuvisBpmHook(BpmHook):
             raise self._invisible(exc, f"process instance '{instance_id}'") from None
         return self._instance(first_object(self._json(request, reply)), request, reply)
 
+    # ---- batched reads for triggers (see hooks/batch_reads.py) ------------------------------
+
+    def _poll_processes_flow(
+        self, ids: Sequence[str], definitions: Sequence[str]
+    ) -> Flow[dict[str, ProcessInstance]]:
+        """The running ones among many processes: ``GET processes`` has no id filter (seed 002), so
+        the running processes of each definition key in ``definitions`` are listed
+        (``processDefinitionKey``, ``isCompleted=false``). Processes not listed (completed, or of
+        another definition) are left out, for the caller to read one by one."""
+        from airflow_bpm_provider.hooks.batch_reads import LISTING_PAGE, worth_another_page
+
+        found: dict[str, ProcessInstance] = {}
+        missing, pages = set(ids), 0
+        listing = Request("GET", f"{API}/processes")
+        for key in definitions:
+            params = {"processDefinitionKey": key, "isCompleted": False}
+            page, more = 0, True
+            while more and worth_another_page(pages, len(missing)):
+                objects, more = yield from self._page_flow(listing.path, params, page, LISTING_PAGE)
+                page, pages = page + 1, pages + 1
+                more = more and bool(objects)
+                for raw in objects:
+                    if isinstance(raw, Mapping) and str(raw.get("id")) in missing:
+                        instance = self._instance(raw, listing, None)
+                        missing.discard(instance.id)
+                        found[instance.id] = instance
+        return found
+
     def get_process_raw(self, instance_id: str, *, include_variables: bool = True) -> dict[str, Any]:
         """The vendor's process instance, with its variables unless told otherwise."""
         request = Request(

@@ -1328,3 +1328,39 @@ def test_auth_failure_is_an_auth_error(httpserver: HTTPServer):
     ).respond_with_json({"statusCode": 401, "errorMessage": "Unauthorized"}, status=401)
     with pytest.raises(BpmAuthError, match="authentication failed"):
         make_hook(httpserver).get_task("1")
+
+
+# ---- batched reads for triggers ---------------------------------------------------------------
+
+
+def test_batched_read_queries_runtime_then_history_by_ids(httpserver: HTTPServer):
+    # Flowable swagger: ProcessInstanceQueryRequest and HistoricProcessInstanceQueryRequest take
+    # processInstanceIds (array of strings); both answer the usual {data, total, ...} page.
+    base = "/flowable-rest/service"
+    httpserver.expect_ordered_request(
+        f"{base}/query/process-instances",
+        method="POST",
+        headers=AUTH,
+        json={"processInstanceIds": ["1", "2", "3"], "start": 0, "size": 3},
+    ).respond_with_json(page([runtime_instance("1")], total=1))
+    httpserver.expect_ordered_request(
+        f"{base}/query/historic-process-instances",
+        method="POST",
+        headers=AUTH,
+        json={"processInstanceIds": ["2", "3"], "start": 0, "size": 2},
+    ).respond_with_json(page([historic_instance("2")], total=1))
+    hook = make_hook(httpserver, base)
+    found = hook._run(hook._poll_processes_flow(["1", "2", "3"]))
+    httpserver.check_assertions()
+    assert found["1"].state is ProcessState.RUNNING
+    assert found["2"].state is ProcessState.COMPLETED
+    assert "3" not in found  # unknown to both: left for a single read, which reports it
+
+
+def test_batched_read_refuses_a_server_that_ignores_the_ids(httpserver: HTTPServer):
+    httpserver.expect_request("/bpmn/query/process-instances", method="POST").respond_with_json(
+        page([runtime_instance("1"), runtime_instance("99")], total=2)
+    )
+    hook = make_hook(httpserver)
+    with pytest.raises(BpmValidationError, match="ignores 'processInstanceIds'"):
+        hook._run(hook._poll_processes_flow(["1"]))

@@ -1465,3 +1465,30 @@ def test_registry_picks_the_bonita_hook():
     from airflow_bpm_provider.hooks.registry import hook_class
 
     assert hook_class("bonita", conn_id="x") is BonitaHook
+
+
+# ---- batched reads for triggers ---------------------------------------------------------------
+
+
+def test_batched_read_lists_the_open_cases_of_each_process(httpserver: HTTPServer, bonita: FakeBonita):
+    # API@bpm@case.yaml: a search (p, c, f=processDefinitionId=.., o, d) over live cases only;
+    # the case search has no id filter. The total comes in Content-Range.
+    other = {**CASE, "id": "1002"}
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/case",
+        method="GET",
+        query_string=qs(
+            ("p", 0),
+            ("c", 1000),
+            ("f", "processDefinitionId=8801"),
+            ("o", "id ASC"),
+            ("d", "processDefinitionId"),
+        ),
+    ).respond_with_response(json_response([CASE, other], headers={"Content-Range": "0-2/2"}))
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_processes_flow(["1001", "1003"], ["8801"]))
+    httpserver.check_assertions()
+    assert list(found) == ["1001"]  # 1003 is not listed: archived or gone, for a single read
+    assert found["1001"].state is ProcessState.RUNNING
+    assert found["1001"].definition == "8801"
+    assert len(bonita.logins) == 1

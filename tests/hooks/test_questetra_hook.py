@@ -1381,3 +1381,35 @@ def test_view_process_and_reallocate_return_the_vendor_dicts(httpserver: HTTPSer
     hook = make_hook(httpserver)
     assert hook.view_process(183)["data"]["2"]["name"] == "Pictures"
     assert hook.reallocate(58399, 12, 3) is None
+
+
+# ---- batched reads for triggers ---------------------------------------------------------------
+
+
+def test_batched_read_lists_the_running_processes_of_each_app(httpserver: HTTPServer):
+    # Seed 003: ProcessInstance/list takes criteria XML (process-model-info-id, states/state,
+    # sort-property, sort-direction; no process id), start, and limit up to 1000.
+    httpserver.expect_request("/API/OR/ProcessInstance/list", method="POST").respond_with_json(
+        {"count": 2, "processInstances": [process_entry(825), process_entry(900)]}
+    )
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_processes_flow(["825", "826"], ["9"]))
+    (request,) = seen(httpserver)
+    fields = form(request)
+    assert fields["start"] == ["0"] and fields["limit"] == ["1000"]
+    root = criteria_of(request)
+    assert root.tag == "process-instance-criteria"
+    assert root.findtext("process-model-info-id") == "9"
+    assert [state.text for state in root.findall("states/state")] == ["STARTED"]
+    assert root.findtext("sort-property") == "processInstanceStartDatetime"
+    assert root.findtext("sort-direction") == "ASC"
+    # 825 is running; 826 is not listed (ended, or on another app): for a single read
+    assert list(found) == ["825"] and found["825"].state is ProcessState.RUNNING
+
+
+def test_batched_read_stops_listing_when_single_reads_would_be_cheaper(httpserver: HTTPServer):
+    full = {"count": 5000, "processInstances": [process_entry(i) for i in range(1, 1001)]}
+    httpserver.expect_request("/API/OR/ProcessInstance/list", method="POST").respond_with_json(full)
+    hook = make_hook(httpserver)
+    assert hook._run(hook._poll_processes_flow(["4001", "4002"], ["9", "10"])) == {}
+    assert len(seen(httpserver)) == 2  # two waits: at most two pages in all, never the whole 5,000

@@ -1159,3 +1159,31 @@ def test_open_file_errors(httpserver: HTTPServer):
     foreign = ProcessFile(name="x", size=None, content_type=None, process_instance_id="p", ref={"file_id": 1})
     with pytest.raises(BpmConfigError, match="no DMS object id"), hook.open_file(foreign):
         pass
+
+
+# ---- batched reads for triggers ---------------------------------------------------------------
+
+
+def test_batched_read_lists_the_running_processes_of_each_definition(httpserver: HTTPServer):
+    # Seed 002: GET processes has no id filter; processDefinitionKey, isCompleted (false: only
+    # running ones), page (0-based) and size; page until hasMoreItems is false.
+    httpserver.expect_ordered_request(f"{PROCESSES}", method="GET").respond_with_json(
+        page([process("p-1"), process("p-9")], True)
+    )
+    httpserver.expect_ordered_request(f"{PROCESSES}", method="GET").respond_with_json(
+        page([process("p-2")], False)
+    )
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_processes_flow(["p-1", "p-2", "p-3"], ["twosteptest_proc"]))
+    httpserver.check_assertions()
+    first, second = (r for r, _ in httpserver.log)
+    for number, sent in enumerate((first, second)):
+        assert_gateway_headers(sent)
+        assert args(sent) == {
+            "processDefinitionKey": ["twosteptest_proc"],
+            "isCompleted": ["false"],
+            "page": [str(number)],
+            "size": ["1000"],
+        }
+    assert sorted(found) == ["p-1", "p-2"]  # p-3 is not running any more: for a single read
+    assert found["p-2"].state is ProcessState.RUNNING
