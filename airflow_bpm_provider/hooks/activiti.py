@@ -349,6 +349,34 @@ class ActivitiHook(BpmHook):
                 found[str(row["id"])] = process_from_history(row)
         return found
 
+    def _poll_tasks_flow(self, wanted: Mapping[str, str], name: str | None) -> Flow[dict[str, list[Task]]]:
+        """Open tasks of many processes (id -> definition key): ``GET runtime/tasks`` takes one
+        processInstanceId only (Flowable swagger), so each definition's open tasks are listed by
+        ``processDefinitionKey`` (and ``name``). Processes whose listing was cut short are left out."""
+        from airflow_bpm_provider.hooks.batch_reads import (
+            LISTING_PAGE,
+            by_definition,
+            tasks_of,
+            worth_another_page,
+        )
+
+        found: dict[str, list[Task]] = {}
+        pages = 0
+        for key, ids in by_definition(wanted).items():
+            rows: list[dict[str, Any]] = []
+            start, complete = 0, False
+            while worth_another_page(pages, len(wanted) - len(found)):
+                params = {"processDefinitionKey": key, "name": name, "start": start, "size": LISTING_PAGE}
+                data, total = yield from self._page_flow(Request("GET", "/runtime/tasks", params=params))
+                pages, start = pages + 1, start + len(data)
+                rows.extend(data)
+                if not data or start >= total:
+                    complete = True
+                    break
+            if complete:
+                found.update(tasks_of(ids, (task_from_raw(row) for row in rows), name))
+        return found
+
     def _rows_by_ids_flow(self, path: str, ids: list[str]) -> Flow[list[dict[str, Any]]]:
         request = Request(
             "POST", path, json={"processInstanceIds": ids, "start": 0, "size": len(ids)}, idempotent=True

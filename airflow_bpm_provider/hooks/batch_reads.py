@@ -10,12 +10,19 @@ Bonita, yuuvis), the running instances of each definition are listed: a waited p
 from those lists has ended (or is gone) and is read on its own, which its final event needs
 anyway (a listing may carry less than a single read). All listings of one batch together never
 cost more requests than reading the processes one by one would.
+
+Task waits work the same way (``_poll_tasks_flow``): no API filters tasks by a list of process
+ids, so the open tasks of each waited definition are listed; a process whose definition was
+listed to the end gets its tasks, possibly none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from airflow_bpm_provider.models import Task
 
 T = TypeVar("T")
 
@@ -33,3 +40,20 @@ def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
 def worth_another_page(pages_read: int, still_missing: int) -> bool:
     """True while listing one more page costs less than reading the missing ones one by one."""
     return still_missing > 0 and pages_read < still_missing
+
+
+def by_definition(wanted: Mapping[str, str]) -> dict[str, set[str]]:
+    """Waited process ids (id -> the definition last seen) grouped by definition, most waited first."""
+    groups: dict[str, set[str]] = {}
+    for pid, definition in wanted.items():
+        groups.setdefault(definition, set()).add(pid)
+    return dict(sorted(groups.items(), key=lambda item: -len(item[1])))
+
+
+def tasks_of(ids: Iterable[str], tasks: Iterable[Task], name: str | None) -> dict[str, list[Task]]:
+    """The open tasks (named ``name``, if given) of each of ``ids``: [] for one that has none."""
+    found: dict[str, list[Task]] = {pid: [] for pid in ids}
+    for task in tasks:
+        if task.process_instance_id in found and (name is None or task.name == name):
+            found[task.process_instance_id].append(task)
+    return found

@@ -529,6 +529,37 @@ class QuestetraHook(BpmHook):
                     break
         return found
 
+    def _poll_tasks_flow(self, wanted: Mapping[str, str], name: str | None) -> Flow[dict[str, list[Task]]]:
+        """Open tasks of many processes (id -> app id): ``Workitem/list`` criteria name one
+        process-instance-id at most (seed 003), so each app's open tasks are listed
+        (process-model-info-id, workitem-states), 1,000 a page, and matched by name here.
+        Processes whose listing was cut short are left out."""
+        from airflow_bpm_provider.hooks.batch_reads import (
+            LISTING_PAGE,
+            by_definition,
+            tasks_of,
+            worth_another_page,
+        )
+
+        found: dict[str, list[Task]] = {}
+        pages = 0
+        for model, ids in by_definition(wanted).items():
+            criteria = {"process_model_info_id": model, "workitem_states": list(OPEN_WORKITEM_STATES)}
+            make = self._search(WORKITEM_LIST, build_criteria(criteria, root=WORKITEM_ROOT))
+            items: list[dict[str, Any]] = []
+            offset, complete = 0, False
+            while worth_another_page(pages, len(wanted) - len(found)):
+                request = make(offset, LISTING_PAGE)
+                batch, count = self._page(request, (yield request), "workitems")
+                pages, offset = pages + 1, offset + len(batch)
+                items.extend(batch)
+                if not self._has_more(len(batch), LISTING_PAGE, offset, count):
+                    complete = True
+                    break
+            if complete:
+                found.update(tasks_of(ids, (self._to_task(raw) for raw in items), name))
+        return found
+
     def view_process(self, process_instance_id: int | str) -> dict[str, Any]:
         """The ProcessInstanceEntry with every data item."""
         return self._run(self._view_process_flow(str(process_instance_id)))

@@ -5,8 +5,9 @@ a new TCP+TLS connection per poll (keep-alive has expired by the next one) and, 
 systems, one login per wait. Here the triggers of one connection share one hook (so one client,
 one session, one login lock) for as long as at least one of them runs; the last one to leave
 closes it. Process reads of all those triggers are gathered for a moment and sent as the few
-requests the vendor's API allows (``_poll_processes_flow`` of the hook); whatever that cannot
-answer is read one by one, as before, so an unknown instance fails only its own wait.
+requests the vendor's API allows (``_poll_processes_flow`` and ``_poll_tasks_flow`` of the hook);
+whatever that cannot answer is read one by one, as before, so an unknown instance fails only its
+own wait.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Reads asked for within this window go out together. Triggers poll on a shared clock (see
-# aligned_wait), so the reads of one tick arrive within a few loop iterations of each other.
-GATHER_WINDOW = 0.05
+# Reads go out together once none has been asked for during GATHER_QUIET seconds (at most
+# GATHER_MAX after the first). Triggers poll on a shared clock (see aligned_wait), so the reads of
+# one tick arrive back to back, however long a busy event loop takes to wake 1,000 triggers.
+GATHER_QUIET = 0.1
+GATHER_MAX = 2.0
 # Reads the API cannot batch go out at most this many at a time per connection: enough to keep
 # a few connections busy, few enough not to hammer the server at every tick.
 MAX_CONCURRENT_READS = 16
@@ -55,11 +58,13 @@ class SharedConnection:
         self.conn_id = conn_id
         self.users = 0
         self._hook: asyncio.Task[BpmHook] | None = None
-        self._pending: dict[str, list[asyncio.Future[ProcessInstance]]] = {}
+        # (what, task name) -> process id -> the futures of the triggers waiting for that read
+        self._pending: dict[tuple[str, str | None], dict[str, list[asyncio.Future[Any]]]] = {}
         self._flush: asyncio.Task[None] | None = None
+        self._last_asked = 0.0  # loop time of the latest read asked for
         self._last_seen: dict[str, ProcessInstance] = {}
         self._limit = asyncio.Semaphore(MAX_CONCURRENT_READS)
-        self._batching = True  # False once the server refused a batched read
+        self._refused: set[str] = set()  # "process" / "tasks": the server refused that batched read
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def hook(self) -> BpmHook:
@@ -82,16 +87,24 @@ class SharedConnection:
 
     async def read_process(self, instance_id: str) -> ProcessInstance:
         """The process as the hook's ``aget_process`` reads it, batched with the other triggers' reads."""
+        return await self._ask(("process", None), instance_id)
+
+    async def list_tasks(self, instance_id: str, name: str | None) -> list[Task]:
+        """Open tasks of one process as ``alist_tasks`` reads them, batched like process reads."""
+        return await self._ask(("tasks", name), instance_id)
+
+    async def _ask(self, group: tuple[str, str | None], instance_id: str) -> Any:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[ProcessInstance] = loop.create_future()
-        self._pending.setdefault(instance_id, []).append(future)
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.setdefault(group, {}).setdefault(instance_id, []).append(future)
+        self._last_asked = loop.time()
         if self._flush is None:
             self._flush = self._spawn(self._gather_then_read())
         return await future
 
     def forget(self, instance_id: str) -> None:
         """A trigger stopped waiting on ``instance_id``: no need to remember how it looked."""
-        if instance_id not in self._pending:
+        if not any(instance_id in waiting for waiting in self._pending.values()):
             self._last_seen.pop(instance_id, None)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -103,38 +116,72 @@ class SharedConnection:
         return task
 
     async def _gather_then_read(self) -> None:
-        await asyncio.sleep(GATHER_WINDOW)
-        batch, self._pending, self._flush = self._pending, {}, None
-        waiting = {pid: futures for pid, futures in batch.items() if any(not f.done() for f in futures)}
-        if not waiting:
-            return
+        loop = asyncio.get_running_loop()
+        first = loop.time()
+        while (quiet := loop.time() - self._last_asked) < GATHER_QUIET and loop.time() - first < GATHER_MAX:
+            await asyncio.sleep(GATHER_QUIET - quiet)
+        groups, self._pending, self._flush = self._pending, {}, None
         hook = await self.hook()
+        reads = []
+        for (what, name), batch in groups.items():
+            waiting = {pid: futures for pid, futures in batch.items() if any(not f.done() for f in futures)}
+            if waiting:
+                read = (
+                    self._read_processes(hook, waiting)
+                    if what == "process"
+                    else self._read_tasks(hook, name, waiting)
+                )
+                reads.append(read)
+        await asyncio.gather(*reads)
+
+    async def _read_processes(self, hook: BpmHook, waiting: dict[str, list[asyncio.Future[Any]]]) -> None:
         flow = getattr(hook, "_poll_processes_flow", None)
-        if flow is not None and self._batching and len(waiting) > 1:
+        if flow is not None and "process" not in self._refused and len(waiting) > 1:
             if not self._definitions():
                 # Nothing read yet on this connection (a triggerer starting up): one single read
                 # tells which process definition to list for the others.
                 first = next(iter(waiting))
                 await self._read_one(hook, first, waiting.pop(first))
-            try:
-                found = await hook._arun(flow(list(waiting), self._definitions()))
-            except BATCH_FAILS_ALL as exc:
-                for futures in waiting.values():
-                    _settle(futures, error=exc)
-                return
-            except Exception as exc:  # the API refused the batched form: read one by one from now on
-                log.warning(
-                    "Batched reads on connection %s failed (%s); reading each process on its own",
-                    self.conn_id,
-                    exc,
-                )
-                self._batching = False
-            else:
-                for pid, instance in found.items():
-                    if pid in waiting:
-                        self._last_seen[pid] = instance
-                        _settle(waiting.pop(pid), result=instance)
+            found = await self._batch(hook, "process", flow(list(waiting), self._definitions()), waiting)
+            for pid, instance in found.items():
+                if pid in waiting:
+                    self._last_seen[pid] = instance
+                    _settle(waiting.pop(pid), result=instance)
         await asyncio.gather(*(self._read_one(hook, pid, futures) for pid, futures in waiting.items()))
+
+    async def _read_tasks(
+        self, hook: BpmHook, name: str | None, waiting: dict[str, list[asyncio.Future[Any]]]
+    ) -> None:
+        flow = getattr(hook, "_poll_tasks_flow", None)
+        seen = {pid: self._last_seen.get(pid) for pid in waiting}
+        wanted = {
+            pid: i.definition for pid, i in seen.items() if i is not None and i.definition and not i.ended
+        }
+        if flow is not None and "tasks" not in self._refused and len(wanted) > 1:
+            for pid, tasks in (await self._batch(hook, "tasks", flow(wanted, name), waiting)).items():
+                if pid in waiting:
+                    _settle(waiting.pop(pid), result=tasks)
+        await asyncio.gather(*(self._list_one(hook, pid, name, futures) for pid, futures in waiting.items()))
+
+    async def _batch(
+        self, hook: BpmHook, what: str, flow: Any, waiting: dict[str, list[asyncio.Future[Any]]]
+    ) -> dict[str, Any]:
+        """Run a batched read; {} (and single reads from now on) when the server refuses its form."""
+        try:
+            return await hook._arun(flow)
+        except BATCH_FAILS_ALL as exc:  # as every single read would have failed
+            for futures in waiting.values():
+                _settle(futures, error=exc)
+            waiting.clear()
+        except Exception as exc:
+            log.warning(
+                "Batched %s reads on connection %s failed (%s); reading each process on its own",
+                what,
+                self.conn_id,
+                exc,
+            )
+            self._refused.add(what)
+        return {}
 
     def _definitions(self) -> list[str]:
         """Definitions the waited processes were last seen on, the most waited first."""
@@ -153,13 +200,16 @@ class SharedConnection:
             self._last_seen[pid] = instance
             _settle(futures, result=instance)
 
-    # ---- task reads -------------------------------------------------------------------------
-
-    async def list_tasks(self, instance_id: str, name: str | None) -> list[Task]:
-        """Open tasks of one process: no vendor API lists the tasks of many given processes."""
-        hook = await self.hook()
-        async with self._limit:
-            return await hook.alist_tasks(process_instance_id=instance_id, name=name)
+    async def _list_one(
+        self, hook: BpmHook, pid: str, name: str | None, futures: list[asyncio.Future[Any]]
+    ) -> None:
+        try:
+            async with self._limit:
+                tasks = await hook.alist_tasks(process_instance_id=pid, name=name)
+        except Exception as exc:
+            _settle(futures, error=exc)
+        else:
+            _settle(futures, result=tasks)
 
 
 def _settle(

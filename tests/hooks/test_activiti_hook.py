@@ -1364,3 +1364,19 @@ def test_batched_read_refuses_a_server_that_ignores_the_ids(httpserver: HTTPServ
     hook = make_hook(httpserver)
     with pytest.raises(BpmValidationError, match="ignores 'processInstanceIds'"):
         hook._run(hook._poll_processes_flow(["1"]))
+
+
+def test_batched_task_read_lists_each_definitions_open_tasks(httpserver: HTTPServer):
+    # Flowable swagger: GET runtime/tasks takes one processInstanceId, and processDefinitionKey,
+    # name, start, size; the answer is the usual page.
+    httpserver.expect_request(
+        "/bpmn/runtime/tasks",
+        method="GET",
+        headers=AUTH,
+        query_string="processDefinitionKey=order&name=Approve&start=0&size=1000",
+    ).respond_with_json(page([task("t1", "5", "Approve"), task("t2", "9", "Approve")], total=2))
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_tasks_flow({"5": "order", "6": "order"}, "Approve"))
+    httpserver.check_assertions()
+    assert [t.id for t in found["5"]] == ["t1"]
+    assert found["6"] == []  # its definition was listed to the end: no open Approve task

@@ -1413,3 +1413,24 @@ def test_batched_read_stops_listing_when_single_reads_would_be_cheaper(httpserve
     hook = make_hook(httpserver)
     assert hook._run(hook._poll_processes_flow(["4001", "4002"], ["9", "10"])) == {}
     assert len(seen(httpserver)) == 2  # two waits: at most two pages in all, never the whole 5,000
+
+
+def test_batched_task_read_lists_each_apps_open_tasks(httpserver: HTTPServer):
+    # Seed 003: Workitem/list criteria take process-model-info-id and workitem-states (and one
+    # process-instance-id at most); no task name: matched here by nodeName.
+    httpserver.expect_request("/API/OR/Workitem/list", method="POST").respond_with_json(
+        {"count": 2, "workitems": [workitem(1, 825, nodeName="Approve"), workitem(2, 825, nodeName="Review")]}
+    )
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_tasks_flow({"825": "9", "826": "9"}, "Approve"))
+    (request,) = seen(httpserver)
+    assert form(request)["limit"] == ["1000"]
+    root = criteria_of(request)
+    assert root.tag == "workitem-criteria"
+    assert root.findtext("process-model-info-id") == "9"
+    assert [s.text for s in root.findall("workitem-states/workitem-state")] == [
+        "OFFERED",
+        "ALLOCATED",
+        "STARTED",
+    ]
+    assert [t.id for t in found["825"]] == ["1"] and found["826"] == []

@@ -1187,3 +1187,23 @@ def test_batched_read_lists_the_running_processes_of_each_definition(httpserver:
         }
     assert sorted(found) == ["p-1", "p-2"]  # p-3 is not running any more: for a single read
     assert found["p-2"].state is ProcessState.RUNNING
+
+
+def test_batched_task_read_lists_each_definitions_tasks(httpserver: HTTPServer):
+    # bpm-api-reference (yuuvis): GET tasks?processDefinitionKey=..&page&size, objects/hasMoreItems.
+    httpserver.expect_request(TASKS, method="GET").respond_with_json(
+        page([{"id": "t-1", "name": "Approve", "processInstanceId": "p-1"}], False)
+    )
+    hook = make_hook(httpserver)
+    found = hook._run(
+        hook._poll_tasks_flow({"p-1": "twosteptest_proc", "p-2": "twosteptest_proc"}, "Approve")
+    )
+    (sent,) = (r for r, _ in httpserver.log)
+    assert_gateway_headers(sent)
+    assert args(sent) == {
+        "processDefinitionKey": ["twosteptest_proc"],
+        "name": ["Approve"],
+        "page": ["0"],
+        "size": ["1000"],
+    }
+    assert [t.id for t in found["p-1"]] == ["t-1"] and found["p-2"] == []

@@ -103,6 +103,49 @@ def test_waits_share_one_login_and_batch_their_polls(emu, definition, system):
     assert shared_poll._SHARED == {} or all(not v for v in shared_poll._SHARED.values())
 
 
+@pytest.fixture(scope="module")
+def two_steps(emu: Emulator) -> ProcessDefinition:
+    return emu.engine.deploy(
+        "shared-two-steps",
+        "Shared two steps",
+        tasks=[TaskDef("Review", 1, "review"), TaskDef("Approve", 2, "approve")],
+    )
+
+
+def test_task_waits_batch_their_task_lists_too(emu, two_steps, system):
+    instances = [emu.engine.start(two_steps, user=USER) for _ in range(WAITS)]
+    triggers = [
+        BpmTaskTrigger(CONN_ID, str(i.id), task_name="Approve", poll_interval=INTERVAL) for i in instances
+    ]
+    triggers.append(BpmTaskTrigger(CONN_ID, "987654", task_name="Approve", poll_interval=INTERVAL))
+    window: list[tuple[str, str]] = []
+
+    async def people_review_later() -> None:
+        loop = asyncio.get_running_loop()
+
+        def everyone_polled_once() -> bool:
+            shared = shared_poll._SHARED.get(loop, {}).get(CONN_ID)
+            return shared is not None and len(shared._last_seen) >= WAITS
+
+        await when(everyone_polled_once)
+        await asyncio.sleep(INTERVAL)
+        seen = len(emu.engine.requests)
+        await asyncio.sleep(3 * INTERVAL)
+        window.extend(emu.engine.requests[seen:])
+        complete_all(emu, instances)  # Review done: Approve opens
+
+    events = run_all(triggers, people_review_later)
+
+    assert [e["status"] for e in events[:-1]] == ["success"] * WAITS
+    assert {e["task"]["name"] for e in events[:-1]} == {"Approve"}
+    assert [e["task"]["id"] for e in events[:-1]] == [
+        str(emu.engine.open_tasks(i.id)[0].id) for i in instances
+    ]
+    assert events[-1]["status"] == "error"
+    # three ticks of 41 task waits: a task listing and a process listing each (unbatched: 246)
+    assert len(window) <= 4 * 2 + 4, Counter(path for _, path in window).most_common(4)
+
+
 @pytest.mark.parametrize("system", SYSTEMS[-1:], ids=["bonita"], indirect=True)
 def test_an_expired_session_logs_in_again_once_for_everyone(emu, definition, system):
     instances = [emu.engine.start(definition, user=USER) for _ in range(10)]
