@@ -1,75 +1,219 @@
-"""1,000 processes waited on at once: one triggerer-style event loop versus sensor pokes.
+"""1,000 deferred waits per connection at the default poll interval, over https, in one triggerer-style loop.
 
-Three processes, so no side measures another's work:
+For each connection type (Questetra, Bonita, Flowable, yuuvis) two runners wait on 1,000 processes
+each, one design after the other (the shared design for every system at once, then the anchor
+two systems at a time):
 
-- the emulator (uvicorn + engine) serves the Questetra API and answers control messages from
-  the coordinator over a pipe (create processes, count requests, complete all processes);
-- the coordinator (this script) completes every process once the server has answered
-  ``ROUNDS_BEFORE_DONE`` polls per process, and prints the table;
-- one runner per mode, a fresh process each, so its peak memory is its own:
-  * deferrable: ``BpmProcessStateTrigger.run()`` for all processes, concurrently, in one asyncio
-    loop, as a triggerer runs them;
-  * poke: ``BpmProcessStateSensor.poke()`` for every process in turn, then a pause of one
-    interval, as each sensor's worker slot would do (each poke builds its own hook, reads the
-    connection and opens its own HTTP session, like the real sensor).
+- ``shared`` (this project): the real ``BpmProcessStateTrigger`` as it ships: the triggers of one
+  connection share one hook (client, session) and their polls are batched;
+- ``per-trigger`` (the anchor, the design before): the same trigger class, but each trigger builds
+  its own hook and HTTP client (httpx's 5 s keep-alive) and polls on its own clock.
 
-What it does NOT measure: in Airflow, poke mode holds one worker slot per waiting sensor (a
-supervisor and a task process each, typically 100+ MB of RSS and a pool slot) for the whole
-wait; here all pokes share one process. The poke figures are therefore a lower bound on what
-poke mode really costs; the deferrable figures are what a triggerer really pays.
+Separate processes, so no side measures another's work: one emulator per runner (uvicorn over TLS
+with a self-signed certificate made here, trusted through the connection's ``verify`` CA path;
+keep-alive 75 s, nginx's default) counts at the server every request, login and new connection;
+one runner per (system, design) runs its 1,000 triggers concurrently in one asyncio loop, all with
+the trigger's default poll interval; they arrive spread over the first interval, as tasks defer.
+CPU (user + system, whole runner process, % of one core) and RSS (whole process) are measured
+over ``ROUNDS`` intervals after start-up, one figure per interval; the table prints medians with
+min-max over those intervals. Then every process is completed and every wait must report
+``success``.
 
-Memory is the growth of the runner's peak RSS during the wait over its RSS right before it. The
-peak is the wait's own: the kernel's high-water mark (``VmHWM``) is reset just before the wait by
-writing 5 to ``/proc/self/clear_refs``, so imports and warm-up before it do not count. Where that
-is not allowed, the lifetime peak (``ru_maxrss``) is used and the table says so (it can then
-include a warm-up peak). RSS includes what C code allocates (TLS contexts, socket buffers, one
-HTTP client per trigger), which ``tracemalloc`` cannot see; tracemalloc would also slow the
-Python code and distort the CPU figures measured in the same run.
+Targets (shared design, each system): CPU <= 2 % of one core, RSS <= 200 MB, at most one login
+per connection, <= 10 requests per interval. Exits 1 when one is missed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import inspect
+import itertools
 import json
 import multiprocessing as mp
 import os
 import resource
+import statistics
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
-PROCESSES = int(os.environ.get("BENCH_PROCESSES", "1000"))
-INTERVAL = float(os.environ.get("BENCH_INTERVAL", "1.0"))  # seconds between polls of one process
-ROUNDS_BEFORE_DONE = int(os.environ.get("BENCH_ROUNDS", "3"))  # polls per process before all complete
-CONN_ID = "bench_bpm"
+WAITS = int(os.environ.get("BENCH_WAITS", "1000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))  # measured intervals
 USER = "bench@example.com"
 PASSWORD = "bench-password-2718"
+SERVER_KEEP_ALIVE = 75  # seconds; nginx's default keepalive_timeout
+
+SYSTEMS: dict[str, dict[str, Any]] = {
+    "questetra": {"conn_type": "questetra", "path": ""},
+    "bonita": {"conn_type": "bonita", "path": "/bonita"},
+    "flowable": {"conn_type": "activiti", "path": "/flowable-rest/service"},
+    "yuuvis": {"conn_type": "yuuvis_bpm", "path": "", "extra": {"tenant": "demo"}},
+}
+if os.environ.get("BENCH_SYSTEMS"):  # a subset, for a quick look at one system
+    SYSTEMS = {name: SYSTEMS[name] for name in os.environ["BENCH_SYSTEMS"].split(",")}
+DESIGNS = ("shared", "per-trigger")
+ANCHORS_AT_ONCE = int(os.environ.get("BENCH_ANCHORS_AT_ONCE", "2"))
+LOGIN_PATHS = ("/bonita/loginservice",)
+
+TARGET_CPU_PERCENT = 2.0
+TARGET_RSS_MB = 200.0
+TARGET_LOGINS = 1
+TARGET_REQUESTS_PER_INTERVAL = 10
+
+
+def default_interval() -> float:
+    from airflow_bpm_provider.triggers.polling import BpmPollingTrigger
+
+    return float(inspect.signature(BpmPollingTrigger.__init__).parameters["poll_interval"].default)
+
+
+def bench_interval() -> float:
+    """The trigger's default; BENCH_INTERVAL shortens it for a smoke run only (then no target counts)."""
+    return float(os.environ.get("BENCH_INTERVAL") or default_interval())
+
+
+def system_of(path: str) -> str:
+    """Which connection type a request belongs to, by its path (one engine serves all four)."""
+    if path.startswith("/bonita"):
+        return "bonita"
+    if path.startswith("/flowable-rest"):
+        return "flowable"
+    if path.startswith("/bpm-engine"):
+        return "yuuvis"
+    return "questetra"
+
+
+# ---- TLS ------------------------------------------------------------------------------------
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (RSA 2048, as most servers use): (cert, key)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
 
 
 # ---- the emulator process -------------------------------------------------------------------
 
 
-def serve(control: Connection) -> None:
+def serve(control: Connection, cert: str, key: str) -> None:
+    import socket
+    import threading
+
+    import uvicorn
+
     from airflow_bpm_provider.testing import Emulator
     from airflow_bpm_provider.testing.engine import TaskDef
 
     raise_fd_limit()
-    emulator = Emulator.start()
+    hits: list[tuple[float, str, str, bool]] = []  # (time, system, path, first request on its connection)
+    seen_clients: set[Any] = set()
+
+    class CountingTlsEmulator(Emulator):
+        @property
+        def url(self) -> str:
+            return f"https://{self.host}:{self.port}"
+
+        def app(self) -> Any:
+            inner = super().app()
+
+            async def counting(scope: dict, receive: Any, send: Any) -> None:
+                if scope["type"] == "http":
+                    client = scope.get("client")
+                    new = client not in seen_clients
+                    seen_clients.add(client)
+                    hits.append((time.time(), system_of(scope["path"]), scope["path"], new))
+                await inner(scope, receive, send)
+
+            return counting
+
+        def serve_in_background(self, timeout: float = 15.0) -> None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            self.port = sock.getsockname()[1]
+            config = uvicorn.Config(
+                self.app(),
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+                ssl_certfile=cert,
+                ssl_keyfile=key,
+                timeout_keep_alive=SERVER_KEEP_ALIVE,
+                backlog=4096,
+            )
+            self._server = uvicorn.Server(config)
+            self._thread = threading.Thread(
+                target=lambda: asyncio.run(self._server.serve(sockets=[sock])), daemon=True
+            )
+            self._thread.start()
+            deadline = time.monotonic() + timeout
+            while not self._server.started:
+                if time.monotonic() > deadline or not self._thread.is_alive():
+                    raise RuntimeError(f"the emulator did not start on {self.url}")
+                time.sleep(0.02)
+
+    emulator = CountingTlsEmulator.start()
     engine = emulator.engine
     engine.add_user(USER, PASSWORD)
-    definition = engine.deploy("bench-wait", "Bench wait", tasks=[TaskDef("Review", 1, "review")])
+    definitions = {
+        name: engine.deploy(f"bench-{name}", f"Bench {name}", tasks=[TaskDef("Review", 1, "review")])
+        for name in SYSTEMS
+    }
     control.send(emulator.url)
     while True:
         command, argument = control.recv()
         if command == "start":
-            control.send([str(engine.start(definition, user=USER).id) for _ in range(argument)])
-        elif command == "requests":
-            control.send(len(engine.requests))
+            system, count = argument
+            control.send([str(engine.start(definitions[system], user=USER).id) for _ in range(count)])
+        elif command == "counts":
+            system, start, end = argument
+            window = [h for h in hits if h[1] == system and start <= h[0] < end]
+            control.send(
+                {
+                    "requests": len(window),
+                    "logins": sum(1 for h in window if h[2].endswith(LOGIN_PATHS)),
+                    "connections": sum(1 for h in window if h[3]),
+                }
+            )
         elif command == "complete":
-            for task in engine.open_tasks():
-                engine.complete(task, user=USER)
+            with engine.lock:
+                for task in engine.open_tasks():
+                    if task.instance.definition is definitions[argument]:
+                        engine.complete(task, user=USER)
             control.send(None)
         elif command == "stop":
             emulator.stop()
@@ -81,239 +225,279 @@ def serve(control: Connection) -> None:
 
 
 def raise_fd_limit() -> None:
-    # One HTTP connection per waiting trigger: 1,000 sockets need more than a default of 1,024 fds.
+    # The per-trigger design holds one connection per waiting trigger: more than 1,024 fds.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def status_kib(field: str) -> int:
-    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``, ``VmHWM``), in KiB."""
+def status_mb(field: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(f"{field}:"):
-                return int(line.split()[1])
+                return int(line.split()[1]) / 1024
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def reset_peak_rss() -> bool:
-    """Start a new peak-RSS measurement (Linux ``clear_refs`` 5); False where that is not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
-def peak_rss_kib(reset: bool) -> int:
-    """The peak RSS since :func:`reset_peak_rss` succeeded, else over the process's whole life."""
-    if reset:
-        return status_kib("VmHWM")
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-async def wait_deferrable(ids: list[str]) -> tuple[list[str], int]:
-    from airflow_bpm_provider.triggers.process import BpmProcessStateTrigger
-
-    polls = 0
-
-    class CountingTrigger(BpmProcessStateTrigger):
-        async def _poll(self, hook: Any) -> Any:
-            nonlocal polls
-            polls += 1
-            return await super()._poll(hook)
-
-    async def one(trigger: BpmProcessStateTrigger) -> str:
-        events = trigger.run()
-        try:
-            event = await anext(events)
-        finally:
-            await events.aclose()
-        return event.payload["status"]
-
-    triggers = [CountingTrigger(CONN_ID, pid, poll_interval=INTERVAL) for pid in ids]
-    return await asyncio.gather(*(one(trigger) for trigger in triggers)), polls
-
-
-def wait_poking(ids: list[str]) -> tuple[list[str], int]:
-    from airflow_bpm_provider.sensors.process import BpmProcessStateSensor
-
-    sensors = [
-        BpmProcessStateSensor(
-            task_id=f"wait_{pid}", bpm_conn_id=CONN_ID, process_instance_id=pid, poke_interval=INTERVAL
-        )
-        for pid in ids
-    ]
-    statuses, pending, polls = [], sensors, 0
-    while pending:
-        waiting = []
-        for sensor in pending:
-            polls += 1
-            if sensor.poke({}):
-                statuses.append("success")
-            else:
-                waiting.append(sensor)
-        pending = waiting
-        if pending:
-            time.sleep(INTERVAL)
-    return statuses, polls
-
-
-def measure(mode: str, url: str, ids: list[str], control: Connection) -> None:
+def measure(system: str, design: str, url: str, ca: str, ids: list[str], control: Connection) -> None:
     import logging
 
     raise_fd_limit()
-    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
-        {"conn_type": "questetra", "host": url, "login": USER, "password": PASSWORD}
-    )
-    # Each poke logs a line, as in a worker; the logs are not what is compared here.
-    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    logging.disable(logging.INFO)
-    # Warm up what either mode pays once per process, not per wait: imports, the TLS context.
-    from airflow_bpm_provider.hooks.http import AsyncTransport, SyncTransport
-    from airflow_bpm_provider.hooks.questetra import QuestetraHook  # noqa: F401
-    from airflow_bpm_provider.sensors.process import BpmProcessStateSensor  # noqa: F401
-    from airflow_bpm_provider.triggers.process import BpmProcessStateTrigger  # noqa: F401
-
-    AsyncTransport(url, verify=True, timeout=(10, 60))
-    SyncTransport(url, verify=True, timeout=(10, 60)).close()
-
-    control.send("ready")
-    control.recv()
-    reset = reset_peak_rss()
-    rss_before, cpu_before, started = status_kib("VmRSS"), time.process_time(), time.monotonic()
-    statuses, polls = asyncio.run(wait_deferrable(ids)) if mode == "deferrable" else wait_poking(ids)
-    wall = time.monotonic() - started
-    cpu = time.process_time() - cpu_before
-    growth = max(peak_rss_kib(reset) - rss_before, 0)
-    control.send(
+    spec = SYSTEMS[system]
+    conn_id = f"bench_{system}"
+    extra = {**spec.get("extra", {}), "verify": ca}
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
         {
-            "cpu": cpu,
-            "wall": wall,
-            "rss_growth_kib": growth,
-            "peak_of_wait": reset,
-            "statuses": statuses,
-            "polls": polls,
+            "conn_type": spec["conn_type"],
+            "host": url + spec["path"],
+            "login": USER,
+            "password": PASSWORD,
+            "extra": extra,
         }
     )
+    if not os.environ.get("BENCH_VERBOSE"):
+        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "ERROR"
+        logging.disable(logging.WARNING)  # retries are logged per request; the table reports the outcome
+
+    from airflow_bpm_provider.hooks import http
+    from airflow_bpm_provider.hooks.registry import aget_bpm_hook, hook_class
+    from airflow_bpm_provider.triggers.process import BpmProcessStateTrigger
+
+    class PerTriggerClient(BpmProcessStateTrigger):
+        """The design before: every trigger its own hook and client, polling on its own clock."""
+
+        async def run(self) -> Any:
+            hook = await aget_bpm_hook(self.bpm_conn_id)
+            try:
+                yield await self._wait(hook)
+            finally:
+                await hook.aclose()
+
+        def _next_poll_in(self) -> float:
+            return self.poll_interval
+
+    if design == "per-trigger":
+        http.ASYNC_KEEPALIVE = 5.0  # httpx's default, which the transport used before
+    # What both designs pay once per process, not per wait: imports, the TLS context.
+    hook_class(spec["conn_type"], conn_id=conn_id)
+    http.shared_ssl_context(ca)
+    import lxml.etree  # noqa: F401  (Questetra's criteria; imported off the loop by the registry too)
+
+    cls = BpmProcessStateTrigger if design == "shared" else PerTriggerClient
+    interval = bench_interval()
+    kwargs = {} if interval == default_interval() else {"poll_interval": interval}
+    control.send("ready")
+    control.recv()
+
+    async def wait_all() -> dict[str, Any]:
+        async def one(trigger: Any) -> tuple[str, str]:
+            events = trigger.run()
+            try:
+                event = await anext(events)
+            finally:
+                await events.aclose()
+            return event.payload["status"], event.payload["message"]
+
+        async def arriving(index: int, trigger: Any) -> tuple[str, str]:
+            # Tasks defer one after another, not all in the same millisecond: spread over one interval.
+            await asyncio.sleep(index * interval / len(ids))
+            return await one(trigger)
+
+        started = time.time()
+        waiting = [
+            asyncio.ensure_future(arriving(index, cls(conn_id, pid, **kwargs)))
+            for index, pid in enumerate(ids)
+        ]
+        # Start-up: the triggers arrive and poll once during the first interval; then ROUNDS intervals.
+        await asyncio.sleep(interval + 5)
+        samples = [(time.time(), cpu_seconds(), status_mb("VmRSS"))]
+        for _ in range(ROUNDS):
+            await asyncio.sleep(max(samples[-1][0] + interval - time.time(), 0))
+            samples.append((time.time(), cpu_seconds(), status_mb("VmRSS")))
+        control.send({"samples": samples, "started": started})
+        control.recv()  # the coordinator completed every process
+        done, pending = await asyncio.wait(waiting, timeout=3 * interval + 60)
+        for task in pending:
+            task.cancel()
+        events = [t.result() if not t.exception() else ("exception", repr(t.exception())) for t in done]
+        problems = sorted({message for status, message in events if status != "success"})
+        return {
+            "statuses": [status for status, _ in events],
+            "pending": len(pending),
+            "problems": problems[:3],
+        }
+
+    outcome = asyncio.run(wait_all())
+    outcome["peak_rss_mb"] = status_mb("VmHWM")
+    control.send(outcome)
 
 
 # ---- the coordinator ------------------------------------------------------------------------
 
 
-@dataclass
-class Result:
-    mode: str
-    cpu: float
-    wall: float
-    rss_growth_mib: float
-    peak_of_wait: bool  # False: the peak is the lifetime ru_maxrss, which may predate the wait
-    requests: int
-    polls: int
-
-    @property
-    def requests_per_poll(self) -> float:
-        return self.requests / self.polls
-
-    @property
-    def polls_per_process(self) -> float:
-        return self.polls / PROCESSES
-
-
-def run_mode(mode: str, server: Connection, url: str, ctx: Any) -> Result:
-    server.send(("start", PROCESSES))
-    ids = server.recv()
-    runner_end, here = ctx.Pipe()
-    runner = ctx.Process(target=measure, args=(mode, url, ids, runner_end), name=f"bench-{mode}")
-    runner.start()
-    if here.recv() != "ready":
-        raise RuntimeError(f"the {mode} runner did not start")
-    server.send(("requests", None))
-    first = server.recv()
-    here.send("go")
-    completed_at = None
-    # Complete every process once the server answered ROUNDS_BEFORE_DONE polls per process.
-    while not here.poll(0.02):
-        server.send(("requests", None))
-        seen = server.recv() - first
-        if completed_at is None and seen >= ROUNDS_BEFORE_DONE * PROCESSES:
-            server.send(("complete", None))
-            server.recv()
-            completed_at = seen
-    outcome = here.recv()
-    runner.join()
-    server.send(("requests", None))
-    requests = server.recv() - first
-    statuses = outcome["statuses"]
-    if len(statuses) != PROCESSES or set(statuses) != {"success"}:
-        raise RuntimeError(f"{mode}: not every wait succeeded: {sorted(set(statuses))}, {len(statuses)}")
-    return Result(
-        mode=mode,
-        cpu=outcome["cpu"],
-        wall=outcome["wall"],
-        rss_growth_mib=outcome["rss_growth_kib"] / 1024,
-        peak_of_wait=outcome["peak_of_wait"],
-        requests=requests,
-        polls=outcome["polls"],
-    )
-
-
-def print_table(results: list[Result]) -> None:
-    deferrable, poke = results
-    print(
-        f"\n{PROCESSES} processes, poll interval {INTERVAL} s, all complete after "
-        f"{ROUNDS_BEFORE_DONE} polls each; Questetra API of the emulator in its own process; "
-        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n"
-    )
-    header = f"{'':34}{'deferrable':>14}{'poke':>14}{'poke / deferrable':>20}"
-    print(header)
-    print("-" * len(header))
-    rows = [
-        ("CPU seconds (measuring process)", deferrable.cpu, poke.cpu, "{:.2f}"),
-        ("peak RSS growth (MiB)", deferrable.rss_growth_mib, poke.rss_growth_mib, "{:.1f}"),
-        ("HTTP requests", deferrable.requests, poke.requests, "{:.0f}"),
-        ("requests per poll", deferrable.requests_per_poll, poke.requests_per_poll, "{:.2f}"),
-        ("polls per process", deferrable.polls_per_process, poke.polls_per_process, "{:.2f}"),
-        ("CPU ms per poll", *(1000 * r.cpu / r.polls for r in results), "{:.3f}"),
-        ("wall seconds", deferrable.wall, poke.wall, "{:.1f}"),
-    ]
-    for label, left, right, fmt in rows:
-        ratio = f"{right / left:.2f}x" if left else "n/a"
-        print(f"{label:34}{fmt.format(left):>14}{fmt.format(right):>14}{ratio:>20}")
-    if all(r.peak_of_wait for r in results):
-        memory_note = (
-            "Peak RSS growth: the wait's own peak (VmHWM, reset just before the wait through "
-            "/proc/self/clear_refs) minus the RSS right before the wait."
-        )
-    else:
-        memory_note = (
-            "Peak RSS growth: resetting the peak through /proc/self/clear_refs was not allowed, so "
-            "the lifetime peak (ru_maxrss) minus the RSS right before the wait was used; a peak "
-            "during imports or warm-up may hide part of the wait's growth."
-        )
-    print(f"\n{memory_note}")
-    per_wait_kib = deferrable.rss_growth_mib * 1024 / PROCESSES
-    print(
-        f"\nDeferrable: about {per_wait_kib:.0f} KiB of triggerer memory per waiting process. Poke mode "
-        f"in Airflow also holds one worker slot per sensor for the whole wait (here {PROCESSES} slots, "
-        "each a supervisor and a task process); that cost is not in the poke column, which runs all "
-        "pokes in one process and so is a lower bound."
-    )
+def spread(values: list[float], fmt: str) -> str:
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 def main() -> int:
-    ctx = mp.get_context("spawn")  # fresh interpreters: no state or memory inherited from here
-    server, server_end = ctx.Pipe()
-    emulator = ctx.Process(target=serve, args=(server_end,), name="bench-emulator", daemon=True)
-    emulator.start()
-    url = server.recv()
-    try:
-        results = [run_mode(mode, server, url, ctx) for mode in ("deferrable", "poke")]
-    finally:
-        server.send(("stop", None))
-        server.recv()
-        emulator.join(10)
-    print_table(results)
+    interval = bench_interval()
+    folder = Path(tempfile.mkdtemp(prefix="bench-tls-"))
+    cert, key = make_certificate(folder)
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    # The designs run one after the other: 1,000 per-trigger clients each opening TLS
+    # connections would crowd the shared design's servers too. The shared design runs every
+    # system at once; the anchor, far heavier, two systems at a time on a 2-core machine.
+    names = list(SYSTEMS)
+    results.update(run_pairs([(system, "shared") for system in names], cert, key))
+    for start in range(0, len(names), ANCHORS_AT_ONCE):
+        results.update(
+            run_pairs(
+                [(system, "per-trigger") for system in names[start : start + ANCHORS_AT_ONCE]], cert, key
+            )
+        )
+    return report(results, interval)
+
+
+def run_pairs(pairs: list[tuple[str, str]], cert: Path, key: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    ctx = mp.get_context("spawn")  # fresh interpreters: nothing inherited from here
+    # One emulator per runner, so each counts only its runner's requests and no runner's load
+    # slows another's server.
+    servers: dict[tuple[str, str], Connection] = {}
+    urls: dict[tuple[str, str], str] = {}
+    emulators = []
+    for pair in pairs:
+        here, there = ctx.Pipe()
+        proc = ctx.Process(
+            target=serve, args=(there, str(cert), str(key)), name=f"emulator-{pair}", daemon=True
+        )
+        proc.start()
+        emulators.append(proc)
+        servers[pair], urls[pair] = here, here.recv()
+
+    runners: dict[tuple[str, str], tuple[Any, Connection]] = {}
+    for pair in pairs:
+        system, design = pair
+        servers[pair].send(("start", (system, WAITS)))
+        ids = servers[pair].recv()
+        here, there = ctx.Pipe()
+        proc = ctx.Process(
+            target=measure,
+            args=(system, design, urls[pair], str(cert), ids, there),
+            name=f"{system}-{design}",
+        )
+        proc.start()
+        runners[pair] = (proc, here)
+    for _, pipe in runners.values():
+        if pipe.recv() != "ready":
+            raise RuntimeError("a runner did not start")
+    for _, pipe in runners.values():
+        pipe.send("go")
+
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    for pair, (_, pipe) in runners.items():
+        window = pipe.recv()
+        samples = window["samples"]
+        rounds = []
+        for (t0, c0, _), (t1, c1, rss) in itertools.pairwise(samples):
+            servers[pair].send(("counts", (pair[0], t0, t1)))
+            counts = servers[pair].recv()
+            rounds.append({"cpu": 100 * (c1 - c0) / (t1 - t0), "rss": rss, **counts})
+        servers[pair].send(("counts", (pair[0], window["started"] - 5, samples[-1][0])))
+        whole = servers[pair].recv()
+        results[pair] = {"rounds": rounds, "logins": whole["logins"]}
+        servers[pair].send(("complete", pair[0]))
+        servers[pair].recv()
+        pipe.send("completed")
+    for pair, (proc, pipe) in runners.items():
+        outcome = pipe.recv()
+        proc.join()
+        results[pair].update(outcome)
+    for pair in pairs:
+        servers[pair].send(("stop", None))
+        servers[pair].recv()
+    for proc in emulators:
+        proc.join(10)
+    return results
+
+
+def report(results: dict[tuple[str, str], dict[str, Any]], interval: float) -> int:
+    print(
+        f"\n{WAITS} deferred waits per connection, default poll interval {interval:.0f} s, https "
+        f"(self-signed RSA 2048, server keep-alive {SERVER_KEEP_ALIVE} s); {ROUNDS} intervals measured "
+        f"after start-up, median (min-max) over them; emulators in their own processes; "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n"
+    )
+    header = (
+        f"{'system':10} {'design':12} {'CPU % of 1 core':>20} {'RSS MB':>8} {'peak MB':>8} "
+        f"{'requests/interval':>20} {'new conns/interval':>19} {'logins':>7} {'events':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    failures: list[str] = []
+    for system in SYSTEMS:
+        for design in DESIGNS:
+            r = results[(system, design)]
+            rounds = r["rounds"]
+            cpu = [x["cpu"] for x in rounds]
+            requests = [float(x["requests"]) for x in rounds]
+            connections = [float(x["connections"]) for x in rounds]
+            rss = max(x["rss"] for x in rounds)
+            ok = r["statuses"].count("success")
+            events = f"{ok}/{WAITS} success"
+            if design != "shared" and ok != WAITS:
+                print(f"  ({design} {system}: {r['pending']} still waiting; {r['problems']})")
+            print(
+                f"{system:10} {design:12} {spread(cpu, '{:.2f}'):>20} {rss:8.0f} {r['peak_rss_mb']:8.0f} "
+                f"{spread(requests, '{:.0f}'):>20} {spread(connections, '{:.0f}'):>19} "
+                f"{r['logins']:7d} {events:>14}"
+            )
+            if design != "shared":
+                continue
+            if statistics.median(cpu) > TARGET_CPU_PERCENT:
+                failures.append(f"{system}: CPU {statistics.median(cpu):.2f} % > {TARGET_CPU_PERCENT} %")
+            if rss > TARGET_RSS_MB:
+                failures.append(f"{system}: RSS {rss:.0f} MB > {TARGET_RSS_MB:.0f} MB")
+            if r["logins"] > TARGET_LOGINS:
+                failures.append(f"{system}: {r['logins']} logins > {TARGET_LOGINS}")
+            if statistics.median(requests) > TARGET_REQUESTS_PER_INTERVAL:
+                failures.append(
+                    f"{system}: {statistics.median(requests):.0f} requests/interval "
+                    f"> {TARGET_REQUESTS_PER_INTERVAL}"
+                )
+            if ok != WAITS:
+                failures.append(
+                    f"{system}: only {ok} of {WAITS} waits succeeded ({r['pending']} still waiting); "
+                    f"{r['problems']}"
+                )
+    print()
+    for system in SYSTEMS:
+        shared, anchor = results[(system, "shared")], results[(system, "per-trigger")]
+        cpu_s = statistics.median(x["cpu"] for x in shared["rounds"])
+        cpu_a = statistics.median(x["cpu"] for x in anchor["rounds"])
+        req_s = statistics.median(x["requests"] for x in shared["rounds"])
+        req_a = statistics.median(x["requests"] for x in anchor["rounds"])
+        if anchor["statuses"].count("success") != WAITS:
+            print(f"{system:10} per-trigger / shared: n/a (the anchor did not complete every wait)")
+            continue
+        print(
+            f"{system:10} per-trigger / shared: CPU {cpu_a / cpu_s if cpu_s else float('inf'):.1f}x, "
+            f"requests {req_a / req_s if req_s else float('inf'):.0f}x"
+        )
+    print()
+    if interval != default_interval():
+        failures.append(f"poll interval {interval} s is not the default {default_interval()} s: a smoke run")
+    if failures:
+        print("TARGETS MISSED:\n  " + "\n  ".join(failures))
+        return 1
+    print(
+        f"targets met (shared design, every system): CPU <= {TARGET_CPU_PERCENT} % of one core, RSS <= "
+        f"{TARGET_RSS_MB:.0f} MB, <= {TARGET_LOGINS} login per connection, <= {TARGET_REQUESTS_PER_INTERVAL} "
+        "requests per interval, every wait succeeded"
+    )
     return 0
 
 

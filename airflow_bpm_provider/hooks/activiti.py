@@ -428,6 +428,64 @@ class ActivitiHook(AnswerChecks, BpmHook):
             ) from exc
         return self._need_object(request, reply, self._json(request, reply), "the historic process instance")
 
+    # ---- batched reads for triggers (see hooks/batch_reads.py) ------------------------------
+
+    def _poll_processes_flow(
+        self, ids: Sequence[str], definitions: Sequence[str] = ()
+    ) -> Flow[dict[str, ProcessInstance]]:
+        """Many instances by id: the running ones from ``POST query/process-instances``, the others
+        from ``POST query/historic-process-instances``, both with ``processInstanceIds`` (Flowable
+        swagger: ProcessInstanceQueryRequest, HistoricProcessInstanceQueryRequest). Ids neither
+        knows are left out, for the caller to read one by one. ``definitions`` are not needed."""
+        from airflow_bpm_provider.hooks.batch_reads import IDS_PER_QUERY, chunks
+
+        found: dict[str, ProcessInstance] = {}
+        for chunk in chunks(list(ids), IDS_PER_QUERY):
+            for row in (yield from self._rows_by_ids_flow("/query/process-instances", chunk)):
+                found[str(row["id"])] = process_from_runtime(row)
+        for chunk in chunks([pid for pid in ids if pid not in found], IDS_PER_QUERY):
+            for row in (yield from self._rows_by_ids_flow("/query/historic-process-instances", chunk)):
+                found[str(row["id"])] = process_from_history(row)
+        return found
+
+    def _poll_tasks_flow(self, wanted: Mapping[str, str], name: str | None) -> Flow[dict[str, list[Task]]]:
+        """Open tasks of many processes (id -> definition key): ``GET runtime/tasks`` takes one
+        processInstanceId only (Flowable swagger), so each definition's open tasks are listed by
+        ``processDefinitionKey`` (and ``name``). Processes whose listing was cut short are left out."""
+        from airflow_bpm_provider.hooks.batch_reads import (
+            LISTING_PAGE,
+            by_definition,
+            tasks_of,
+            worth_another_page,
+        )
+
+        found: dict[str, list[Task]] = {}
+        pages = 0
+        for key, ids in by_definition(wanted).items():
+            rows: list[dict[str, Any]] = []
+            start, complete = 0, False
+            while worth_another_page(pages, len(wanted) - len(found)):
+                params = {"processDefinitionKey": key, "name": name, "start": start, "size": LISTING_PAGE}
+                data, total = yield from self._page_flow(Request("GET", "/runtime/tasks", params=params))
+                pages, start = pages + 1, start + len(data)
+                rows.extend(data)
+                if not data or start >= total:
+                    complete = True
+                    break
+            if complete:
+                found.update(tasks_of(ids, (task_from_raw(row) for row in rows), name))
+        return found
+
+    def _rows_by_ids_flow(self, path: str, ids: list[str]) -> Flow[list[dict[str, Any]]]:
+        request = Request(
+            "POST", path, json={"processInstanceIds": ids, "start": 0, "size": len(ids)}, idempotent=True
+        )
+        rows, _ = yield from self._page_flow(request)
+        if not {str(row.get("id")) for row in rows} <= set(ids):
+            # An engine that does not know the filter ignores it and lists everything instead.
+            raise self._error(BpmValidationError, "the server ignores 'processInstanceIds'", request)
+        return rows
+
     def _definition_params(self, process: str) -> dict[str, str]:
         by, target = self._start_target(process, None)
         if by == "id":

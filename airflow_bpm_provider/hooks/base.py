@@ -244,11 +244,15 @@ class BpmHook(BaseHook, abc.ABC):
         while True:
             attempt += 1
             if request.authenticate and transport.session_headers is None:
-                login = self._login_flow()
-                transport.session_headers = await self._arun(login) if login is not None else {}
-                for secret in self._session_secrets(transport):
-                    await self._amask(secret)
-            headers = self._headers_for(request, transport.session_headers)
+                # Triggers share one transport per connection: one of them logs in, the rest wait.
+                async with transport.login_lock:
+                    if transport.session_headers is None:
+                        login = self._login_flow()
+                        transport.session_headers = await self._arun(login) if login is not None else {}
+                        for secret in self._session_secrets(transport):
+                            await self._amask(secret)
+            sent_with = transport.session_headers
+            headers = self._headers_for(request, sent_with)
             try:
                 reply = await transport.send(request, headers)
             except TransportError as exc:
@@ -263,8 +267,9 @@ class BpmHook(BaseHook, abc.ABC):
             action = self._after_reply(request, reply, attempt, relogged)
             if action == "relogin":
                 relogged = True
-                transport.session_headers = None
-                transport.clear_cookies()
+                if transport.session_headers is sent_with:  # else another request already logged in again
+                    transport.session_headers = None
+                    transport.clear_cookies()
                 continue
             if isinstance(action, float):
                 self._log_retry(request, self._why(reply), action, attempt)

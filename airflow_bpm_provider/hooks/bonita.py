@@ -683,6 +683,99 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
             )
         return self._instance(body[0], archived=True, where=archived)
 
+    # ---- batched reads for triggers (see hooks/batch_reads.py) ------------------------------
+
+    def _poll_processes_flow(
+        self, ids: Sequence[str], definitions: Sequence[str]
+    ) -> Flow[dict[str, ProcessInstance]]:
+        """Many cases: the case search has no id filter (API@bpm@case.yaml lists
+        processDefinitionId, name, started_by, ...), so the open cases of each process in
+        ``definitions`` are listed, with ``d=processDefinitionId`` as ``GET case/{id}`` reads them,
+        then its archived cases (API@bpm@archivedCase.yaml), newest first, until older than every
+        case still missing. Cases not listed are left out, for the caller to read one by one."""
+        from airflow_bpm_provider.hooks.batch_reads import LISTING_PAGE, worth_another_page
+
+        found: dict[str, ProcessInstance] = {}
+        missing, pages = set(ids), 0
+        for definition in definitions:
+            page = seen = 0
+            while worth_another_page(pages, len(missing)):
+                batch, total = yield from self._page_flow(
+                    "bpm/case",
+                    page,
+                    LISTING_PAGE,
+                    filters=[("processDefinitionId", self._check_id(definition, "process definition id"))],
+                    order="id ASC",
+                    deploy=["processDefinitionId"],
+                )
+                page, pages, seen = page + 1, pages + 1, seen + len(batch)
+                for case in batch:
+                    if str(case.get("id")) in missing:
+                        instance = self._instance(case, archived=False)
+                        missing.discard(instance.id)
+                        found[instance.id] = instance
+                if self._last_page(batch, total, LISTING_PAGE, seen):
+                    break
+        # Cases that ended: the archive, newest first, as the single read finds them there
+        # (archivedCase with d=processDefinitionId); older than every missing case: stop.
+        for definition in definitions:
+            page = 0
+            while missing and worth_another_page(pages, len(missing)):
+                batch, _ = yield from self._page_flow(
+                    "bpm/archivedCase",
+                    page,
+                    LISTING_PAGE,
+                    filters=[("processDefinitionId", self._check_id(definition, "process definition id"))],
+                    order=NEWEST_ARCHIVED_CASES_FIRST,
+                    deploy=["processDefinitionId"],
+                )
+                page, pages = page + 1, pages + 1
+                for case in batch:
+                    if str(case.get("sourceObjectId")) in missing:
+                        instance = self._instance(case, archived=True)
+                        missing.discard(instance.id)
+                        found[instance.id] = instance
+                oldest = min((_int(case.get("sourceObjectId")) for case in batch), default=0)
+                if len(batch) < LISTING_PAGE or oldest < min(_int(pid) for pid in missing or ["0"]):
+                    break
+        return found
+
+    def _poll_tasks_flow(self, wanted: Mapping[str, str], name: str | None) -> Flow[dict[str, list[Task]]]:
+        """Ready tasks of many cases (id -> process definition id): the humanTask search filters
+        on one caseId (API@bpm@humanTask.yaml), so each process's ready tasks are listed
+        (``f=processDefinitionId``, ``f=state=ready``, ``f=name``). Cases whose listing was cut
+        short are left out."""
+        from airflow_bpm_provider.hooks.batch_reads import (
+            LISTING_PAGE,
+            by_definition,
+            tasks_of,
+            worth_another_page,
+        )
+
+        found: dict[str, list[Task]] = {}
+        pages = 0
+        for definition, ids in by_definition(wanted).items():
+            filters: list[tuple[str, Any]] = [
+                ("processDefinitionId", self._check_id(definition, "process definition id")),
+                ("state", "ready"),
+            ]
+            if name:
+                filters.append(("name", name))
+            items: list[dict[str, Any]] = []
+            page, complete = 0, False
+            while worth_another_page(pages, len(wanted) - len(found)):
+                batch, total = yield from self._page_flow(
+                    "bpm/humanTask", page, LISTING_PAGE, filters=filters
+                )
+                page, pages = page + 1, pages + 1
+                items.extend(batch)
+                if self._last_page(batch, total, LISTING_PAGE, len(items)):
+                    complete = True
+                    break
+            if complete:
+                found.update(tasks_of(ids, (self._task(item) for item in items), name))
+        return found
+
     def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
         """Cases and archived cases matching ``filters``, page after page (live ones first).
 

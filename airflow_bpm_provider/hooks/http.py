@@ -38,6 +38,7 @@ T = TypeVar("T")
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+ASYNC_KEEPALIVE = 120.0  # seconds an idle connection of the async transport stays open
 
 
 @dataclass(frozen=True)
@@ -343,15 +344,21 @@ class AsyncTransport:
         timeout: tuple[float, float],
         limits: BodyLimits | None = None,
     ) -> None:
+        import asyncio
+
         import httpx
 
         _hide_httpcore_headers()
         self.base_url = base_url.rstrip("/")
         self.limits = limits or BodyLimits()
         self.session_headers: dict[str, str] | None = None
+        self.login_lock = asyncio.Lock()  # the triggers sharing this transport log in once
         self.client = httpx.AsyncClient(
             verify=shared_ssl_context(verify),
             timeout=httpx.Timeout(timeout[1], connect=timeout[0]),
+            # Triggers poll every 30 s by default: keep idle connections past that (httpx keeps
+            # 5 s), so the next poll reuses one unless the server closed it first.
+            limits=httpx.Limits(max_connections=100, keepalive_expiry=ASYNC_KEEPALIVE),
             # Only what BoundedDecoder can inflate with a bound.
             headers={"User-Agent": "airflow-bpm-provider", "Accept-Encoding": "gzip, deflate"},
             follow_redirects=False,

@@ -511,6 +511,73 @@ class QuestetraHook(AnswerChecks, BpmHook):
         reply = yield request
         return self._object(request, reply, "processInstance")
 
+    # ---- batched reads for triggers (see hooks/batch_reads.py) ------------------------------
+
+    def _poll_processes_flow(
+        self, ids: Sequence[str], definitions: Sequence[str]
+    ) -> Flow[dict[str, ProcessInstance]]:
+        """The running ones among many processes: the criteria XML has no process id (seed 003), so
+        ``ProcessInstance/list`` lists the STARTED processes of each app in ``definitions``, 1,000
+        a page. Processes not listed (ended, or on another app) are left out, for the caller to
+        ``view`` one by one."""
+        from airflow_bpm_provider.hooks.batch_reads import LISTING_PAGE, worth_another_page
+
+        found: dict[str, ProcessInstance] = {}
+        missing, pages = set(ids), 0
+        for model in definitions:
+            criteria = (
+                "<process-instance-criteria>"
+                f"<process-model-info-id>{self._numeric(model, 'app id')}</process-model-info-id>"
+                "<states><state>STARTED</state></states>"
+                "<sort-property>processInstanceStartDatetime</sort-property><sort-direction>ASC</sort-direction>"
+                "</process-instance-criteria>"
+            )
+            offset, guard = 0, PageGuard()
+            while worth_another_page(pages, len(missing)):
+                request = self._search(PROCESS_LIST, criteria)(offset, LISTING_PAGE)
+                items, count = self._page(request, (yield request), "processInstances", guard)
+                pages += 1
+                for raw in items:
+                    pid = str(raw.get("processInstanceId"))
+                    if pid in missing:
+                        missing.discard(pid)
+                        found[pid] = self._to_process(raw, request)
+                offset += len(items)
+                if not self._has_more(len(items), LISTING_PAGE, offset, count):
+                    break
+        return found
+
+    def _poll_tasks_flow(self, wanted: Mapping[str, str], name: str | None) -> Flow[dict[str, list[Task]]]:
+        """Open tasks of many processes (id -> app id): ``Workitem/list`` criteria name one
+        process-instance-id at most (seed 003), so each app's open tasks are listed
+        (process-model-info-id, workitem-states), 1,000 a page, and matched by name here.
+        Processes whose listing was cut short are left out."""
+        from airflow_bpm_provider.hooks.batch_reads import (
+            LISTING_PAGE,
+            by_definition,
+            tasks_of,
+            worth_another_page,
+        )
+
+        found: dict[str, list[Task]] = {}
+        pages = 0
+        for model, ids in by_definition(wanted).items():
+            criteria = {"process_model_info_id": model, "workitem_states": list(OPEN_WORKITEM_STATES)}
+            make = self._search(WORKITEM_LIST, build_criteria(criteria, root=WORKITEM_ROOT))
+            items: list[dict[str, Any]] = []
+            offset, complete, guard = 0, False, PageGuard()
+            while worth_another_page(pages, len(wanted) - len(found)):
+                request = make(offset, LISTING_PAGE)
+                batch, count = self._page(request, (yield request), "workitems", guard)
+                pages, offset = pages + 1, offset + len(batch)
+                items.extend(batch)
+                if not self._has_more(len(batch), LISTING_PAGE, offset, count):
+                    complete = True
+                    break
+            if complete:
+                found.update(tasks_of(ids, (self._to_task(raw) for raw in items), name))
+        return found
+
     def view_process(self, process_instance_id: int | str) -> dict[str, Any]:
         """The ProcessInstanceEntry with every data item."""
         return self._run(self._view_process_flow(str(process_instance_id)))

@@ -296,6 +296,61 @@ class YuuvisBpmHook(AnswerChecks, BpmHook):
             raise self._invisible(exc, f"process instance '{instance_id}'") from None
         return self._instance(first_object(self._json(request, reply)), request, reply)
 
+    # ---- batched reads for triggers (see hooks/batch_reads.py) ------------------------------
+
+    def _poll_processes_flow(
+        self, ids: Sequence[str], definitions: Sequence[str]
+    ) -> Flow[dict[str, ProcessInstance]]:
+        """The running ones among many processes: ``GET processes`` has no id filter (seed 002), so
+        the running processes of each definition key in ``definitions`` are listed
+        (``processDefinitionKey``, ``isCompleted=false``). Processes not listed (completed, or of
+        another definition) are left out, for the caller to read one by one."""
+        from airflow_bpm_provider.hooks.batch_reads import LISTING_PAGE, worth_another_page
+
+        found: dict[str, ProcessInstance] = {}
+        missing, pages = set(ids), 0
+        listing = Request("GET", f"{API}/processes")
+        for key in definitions:
+            params = {"processDefinitionKey": key, "isCompleted": False}
+            page, more = 0, True
+            while more and worth_another_page(pages, len(missing)):
+                objects, more = yield from self._page_flow(listing.path, params, page, LISTING_PAGE)
+                page, pages = page + 1, pages + 1
+                more = more and bool(objects)
+                for raw in objects:
+                    if isinstance(raw, Mapping) and str(raw.get("id")) in missing:
+                        instance = self._instance(raw, listing, None)
+                        missing.discard(instance.id)
+                        found[instance.id] = instance
+        return found
+
+    def _poll_tasks_flow(self, wanted: Mapping[str, str], name: str | None) -> Flow[dict[str, list[Task]]]:
+        """Open tasks of many processes (id -> definition key): each definition's tasks are listed
+        (``GET tasks?processDefinitionKey=..``, bpm-api-reference), ``name`` filtered here too.
+        Processes whose listing was cut short are left out."""
+        from airflow_bpm_provider.hooks.batch_reads import (
+            LISTING_PAGE,
+            by_definition,
+            tasks_of,
+            worth_another_page,
+        )
+
+        found: dict[str, list[Task]] = {}
+        pages = 0
+        listing = Request("GET", f"{API}/tasks")
+        for key, ids in by_definition(wanted).items():
+            params = {"processDefinitionKey": key, **({"name": name} if name is not None else {})}
+            objects: list[dict[str, Any]] = []
+            page, more = 0, True
+            while more and worth_another_page(pages, len(wanted) - len(found)):
+                batch, more = yield from self._page_flow(listing.path, params, page, LISTING_PAGE)
+                page, pages = page + 1, pages + 1
+                more = more and bool(batch)
+                objects.extend(batch)
+            if not more:
+                found.update(tasks_of(ids, (self._task(raw, listing, None) for raw in objects), name))
+        return found
+
     def get_process_raw(self, instance_id: str, *, include_variables: bool = True) -> dict[str, Any]:
         """The vendor's process instance, with its variables unless told otherwise."""
         request = Request(

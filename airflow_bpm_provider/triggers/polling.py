@@ -16,6 +16,8 @@ from airflow_bpm_provider.hooks.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from airflow_bpm_provider.hooks.base import BpmHook
+    from airflow_bpm_provider.models import ProcessInstance, Task
+    from airflow_bpm_provider.triggers.shared_poll import SharedConnection
 
 # The hook already retried each request with backoff; these count whole polls that still failed.
 TRANSIENT_ERRORS = (BpmConnectionError, BpmServerError, BpmRateLimited)
@@ -71,6 +73,7 @@ class BpmPollingTrigger(BaseTrigger):
         self.deadline = float(deadline) if deadline is not None else None
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.cancel_on_kill = bool(cancel_on_kill)
+        self._shared: SharedConnection | None = None  # while run() is under way
 
     def _own_kwargs(self) -> dict[str, Any]:
         """The subclass's constructor arguments beyond the shared ones."""
@@ -98,17 +101,39 @@ class BpmPollingTrigger(BaseTrigger):
         return TriggerEvent({**payload, **(data or {})})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_bpm_provider.hooks.registry import aget_bpm_hook
+        from airflow_bpm_provider.triggers.shared_poll import shared_connection
 
-        try:
-            hook = await aget_bpm_hook(self.bpm_conn_id)
-        except Exception as exc:  # a missing or broken connection ends the wait; looping cannot help
-            yield self._event(ERROR, f"cannot use connection '{self.bpm_conn_id}': {exc}")
-            return
-        try:
-            yield await self._wait(hook)
-        finally:
-            await hook.aclose()
+        # The triggers of one connection share one hook (client, session) in this event loop.
+        async with shared_connection(self.bpm_conn_id) as shared:
+            try:
+                hook = await shared.hook()
+            except Exception as exc:  # a missing or broken connection ends the wait; looping cannot help
+                yield self._event(ERROR, f"cannot use connection '{self.bpm_conn_id}': {exc}")
+                return
+            self._shared = shared
+            try:
+                yield await self._wait(hook)
+            finally:
+                self._shared = None
+                shared.forget(self.process_instance_id)
+
+    async def _read_process(self, hook: BpmHook, instance_id: str) -> ProcessInstance:
+        """The process, read together with the other triggers' reads of this connection."""
+        if self._shared is None:
+            return await hook.aget_process(instance_id)
+        return await self._shared.read_process(instance_id)
+
+    async def _list_tasks(self, hook: BpmHook, instance_id: str, name: str | None) -> list[Task]:
+        if self._shared is None:
+            return await hook.alist_tasks(process_instance_id=instance_id, name=name)
+        return await self._shared.list_tasks(instance_id, name)
+
+    def _next_poll_in(self) -> float:
+        """Seconds to the next poll: on the interval's shared clock, so the polls of all triggers
+        with this interval fall together and their reads share requests."""
+        from airflow_bpm_provider.triggers.shared_poll import aligned_wait
+
+        return aligned_wait(self.poll_interval, asyncio.get_running_loop().time())
 
     async def _wait(self, hook: BpmHook) -> TriggerEvent:
         errors = 0
@@ -135,7 +160,7 @@ class BpmPollingTrigger(BaseTrigger):
             if reading.status is not None:
                 return self._event(reading.status, reading.message, reading.data)
             last = reading
-            wait = self.poll_interval
+            wait = self._next_poll_in()
             if self.deadline is not None:
                 remaining = self.deadline - time.time()
                 if remaining <= 0:

@@ -32,7 +32,7 @@ class BpmProcessStateTrigger(BpmPollingTrigger):
         return {"target_states": self.target_states, "failure_states": self.failure_states}
 
     async def _poll(self, hook: BpmHook) -> Reading:
-        instance = await hook.aget_process(self.process_instance_id)
+        instance = await self._read_process(hook, self.process_instance_id)
         # "url" as the sync path shows it: some systems only know the UI address, not the instance
         data = {"instance": instance.to_dict(), "url": instance.url or hook.ui_url(instance.id)}
         verdict = judge(instance, self.target_states, self.failure_states)

@@ -29,10 +29,10 @@ class BpmTaskTrigger(BpmPollingTrigger):
 
     async def _poll(self, hook: BpmHook) -> Reading:
         pid = self.process_instance_id
-        tasks = await hook.alist_tasks(process_instance_id=pid, name=self.task_name)
+        tasks = await self._list_tasks(hook, pid, self.task_name)
         # Read after the task list: an instance that ended after that read had no open task when it
         # was read, and an ended instance never opens one. On success it is the final instance data.
-        instance = await hook.aget_process(pid)
+        instance = await self._read_process(hook, pid)
         # "url" as the sync path shows it: some systems only know the UI address, not the instance
         data = {"instance": instance.to_dict(), "url": instance.url or hook.ui_url(instance.id)}
         if tasks:

@@ -1400,3 +1400,55 @@ def test_page_size_extra_asks_for_smaller_pages(httpserver: HTTPServer):
     assert [t.id for t in make_hook(httpserver, page_size="25").list_tasks()] == ["1"]
     with pytest.raises(BpmConfigError, match="extra field 'page_size' must be a positive integer"):
         _ = make_hook(httpserver, page_size="0").page_size
+
+
+# ---- batched reads for triggers ---------------------------------------------------------------
+
+
+def test_batched_read_queries_runtime_then_history_by_ids(httpserver: HTTPServer):
+    # Flowable swagger: ProcessInstanceQueryRequest and HistoricProcessInstanceQueryRequest take
+    # processInstanceIds (array of strings); both answer the usual {data, total, ...} page.
+    base = "/flowable-rest/service"
+    httpserver.expect_ordered_request(
+        f"{base}/query/process-instances",
+        method="POST",
+        headers=AUTH,
+        json={"processInstanceIds": ["1", "2", "3"], "start": 0, "size": 3},
+    ).respond_with_json(page([runtime_instance("1")], total=1))
+    httpserver.expect_ordered_request(
+        f"{base}/query/historic-process-instances",
+        method="POST",
+        headers=AUTH,
+        json={"processInstanceIds": ["2", "3"], "start": 0, "size": 2},
+    ).respond_with_json(page([historic_instance("2")], total=1))
+    hook = make_hook(httpserver, base)
+    found = hook._run(hook._poll_processes_flow(["1", "2", "3"]))
+    httpserver.check_assertions()
+    assert found["1"].state is ProcessState.RUNNING
+    assert found["2"].state is ProcessState.COMPLETED
+    assert "3" not in found  # unknown to both: left for a single read, which reports it
+
+
+def test_batched_read_refuses_a_server_that_ignores_the_ids(httpserver: HTTPServer):
+    httpserver.expect_request("/bpmn/query/process-instances", method="POST").respond_with_json(
+        page([runtime_instance("1"), runtime_instance("99")], total=2)
+    )
+    hook = make_hook(httpserver)
+    with pytest.raises(BpmValidationError, match="ignores 'processInstanceIds'"):
+        hook._run(hook._poll_processes_flow(["1"]))
+
+
+def test_batched_task_read_lists_each_definitions_open_tasks(httpserver: HTTPServer):
+    # Flowable swagger: GET runtime/tasks takes one processInstanceId, and processDefinitionKey,
+    # name, start, size; the answer is the usual page.
+    httpserver.expect_request(
+        "/bpmn/runtime/tasks",
+        method="GET",
+        headers=AUTH,
+        query_string="processDefinitionKey=order&name=Approve&start=0&size=1000",
+    ).respond_with_json(page([task("t1", "5", "Approve"), task("t2", "9", "Approve")], total=2))
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_tasks_flow({"5": "order", "6": "order"}, "Approve"))
+    httpserver.check_assertions()
+    assert [t.id for t in found["5"]] == ["t1"]
+    assert found["6"] == []  # its definition was listed to the end: no open Approve task

@@ -1547,3 +1547,70 @@ def test_find_unclaimed_starts_reads_my_cases_newest_first_until_older_than_then
         "caseVariable/1002/invoiceRef",
         "archivedCaseVariable/1004/invoiceRef",
     ]  # 1001 is older than the bound: the scan stopped there
+
+
+# ---- batched reads for triggers ---------------------------------------------------------------
+
+
+def test_batched_read_lists_the_open_cases_of_each_process(httpserver: HTTPServer, bonita: FakeBonita):
+    # API@bpm@case.yaml: a search (p, c, f=processDefinitionId=.., o, d) over live cases only;
+    # the case search has no id filter. The total comes in Content-Range.
+    other = {**CASE, "id": "1002"}
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/case",
+        method="GET",
+        query_string=qs(
+            ("p", 0),
+            ("c", 1000),
+            ("f", "processDefinitionId=8801"),
+            ("o", "id ASC"),
+            ("d", "processDefinitionId"),
+        ),
+    ).respond_with_response(json_response([CASE, other], headers={"Content-Range": "0-2/2"}))
+    # API@bpm@archivedCase.yaml: the same search over archived cases, here newest first.
+    archived = {
+        **CASE,
+        "id": "5001",
+        "sourceObjectId": "1003",
+        "state": "completed",
+        "end_date": CASE["start"],
+    }
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/archivedCase",
+        method="GET",
+        query_string=qs(
+            ("p", 0),
+            ("c", 1000),
+            ("f", "processDefinitionId=8801"),
+            ("o", "sourceObjectId DESC"),
+            ("d", "processDefinitionId"),
+        ),
+    ).respond_with_response(json_response([archived], headers={"Content-Range": "0-1/1"}))
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_processes_flow(["1001", "1003", "1004"], ["8801"]))
+    httpserver.check_assertions()
+    assert sorted(found) == ["1001", "1003"]  # 1004 is nowhere: for a single read, which says so
+    assert found["1001"].state is ProcessState.RUNNING
+    assert found["1001"].definition == "8801"
+    assert found["1003"].state is ProcessState.COMPLETED
+    assert len(bonita.logins) == 1
+
+
+def test_batched_task_read_lists_each_processs_ready_tasks(httpserver: HTTPServer, bonita: FakeBonita):
+    # API@bpm@humanTask.yaml: filters processDefinitionId, state, name (one caseId at most).
+    ready = {"id": "77", "name": "Approve", "state": "ready", "caseId": "1001", "assigned_id": ""}
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/humanTask",
+        method="GET",
+        query_string=qs(
+            ("p", 0),
+            ("c", 1000),
+            ("f", "processDefinitionId=8801"),
+            ("f", "state=ready"),
+            ("f", "name=Approve"),
+        ),
+    ).respond_with_response(json_response([ready], headers={"Content-Range": "0-1/1"}))
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_tasks_flow({"1001": "8801", "1002": "8801"}, "Approve"))
+    httpserver.check_assertions()
+    assert [t.id for t in found["1001"]] == ["77"] and found["1002"] == []

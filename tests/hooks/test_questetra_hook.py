@@ -1568,3 +1568,59 @@ def test_resume_start_leaves_a_titled_process_alone(httpserver: HTTPServer):
     titled = hook._to_process(process_entry(825, processInstanceTitle="KEY-1"), None)
     assert hook.resume_start(titled, business_key="KEY-1") is titled
     assert seen(httpserver) == []
+
+
+# ---- batched reads for triggers ---------------------------------------------------------------
+
+
+def test_batched_read_lists_the_running_processes_of_each_app(httpserver: HTTPServer):
+    # Seed 003: ProcessInstance/list takes criteria XML (process-model-info-id, states/state,
+    # sort-property, sort-direction; no process id), start, and limit up to 1000.
+    httpserver.expect_request("/API/OR/ProcessInstance/list", method="POST").respond_with_json(
+        {"count": 2, "processInstances": [process_entry(825), process_entry(900)]}
+    )
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_processes_flow(["825", "826"], ["9"]))
+    (request,) = seen(httpserver)
+    fields = form(request)
+    assert fields["start"] == ["0"] and fields["limit"] == ["1000"]
+    root = criteria_of(request)
+    assert root.tag == "process-instance-criteria"
+    assert root.findtext("process-model-info-id") == "9"
+    assert [state.text for state in root.findall("states/state")] == ["STARTED"]
+    assert root.findtext("sort-property") == "processInstanceStartDatetime"
+    assert root.findtext("sort-direction") == "ASC"
+    # 825 is running; 826 is not listed (ended, or on another app): for a single read
+    assert list(found) == ["825"] and found["825"].state is ProcessState.RUNNING
+
+
+def test_batched_read_stops_listing_when_single_reads_would_be_cheaper(httpserver: HTTPServer):
+    for first in (1, 1001):  # two different full pages of 5,000 (a repeated page is refused)
+        full = {"count": 5000, "processInstances": [process_entry(i) for i in range(first, first + 1000)]}
+        httpserver.expect_ordered_request("/API/OR/ProcessInstance/list", method="POST").respond_with_json(
+            full
+        )
+    hook = make_hook(httpserver)
+    assert hook._run(hook._poll_processes_flow(["4001", "4002"], ["9", "10"])) == {}
+    assert len(seen(httpserver)) == 2  # two waits: at most two pages in all, never the whole 5,000
+
+
+def test_batched_task_read_lists_each_apps_open_tasks(httpserver: HTTPServer):
+    # Seed 003: Workitem/list criteria take process-model-info-id and workitem-states (and one
+    # process-instance-id at most); no task name: matched here by nodeName.
+    httpserver.expect_request("/API/OR/Workitem/list", method="POST").respond_with_json(
+        {"count": 2, "workitems": [workitem(1, 825, nodeName="Approve"), workitem(2, 825, nodeName="Review")]}
+    )
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_tasks_flow({"825": "9", "826": "9"}, "Approve"))
+    (request,) = seen(httpserver)
+    assert form(request)["limit"] == ["1000"]
+    root = criteria_of(request)
+    assert root.tag == "workitem-criteria"
+    assert root.findtext("process-model-info-id") == "9"
+    assert [s.text for s in root.findall("workitem-states/workitem-state")] == [
+        "OFFERED",
+        "ALLOCATED",
+        "STARTED",
+    ]
+    assert [t.id for t in found["825"]] == ["1"] and found["826"] == []

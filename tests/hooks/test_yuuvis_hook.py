@@ -1265,3 +1265,51 @@ def test_page_size_extra_asks_for_smaller_pages(httpserver: HTTPServer):
     assert [t.id for t in make_hook(httpserver, page_size=25).list_tasks()] == ["t-1"]
     with pytest.raises(BpmConfigError, match="page_size must be a positive integer"):
         _ = make_hook(httpserver, page_size="none").page_size
+
+
+# ---- batched reads for triggers ---------------------------------------------------------------
+
+
+def test_batched_read_lists_the_running_processes_of_each_definition(httpserver: HTTPServer):
+    # Seed 002: GET processes has no id filter; processDefinitionKey, isCompleted (false: only
+    # running ones), page (0-based) and size; page until hasMoreItems is false.
+    httpserver.expect_ordered_request(f"{PROCESSES}", method="GET").respond_with_json(
+        page([process("p-1"), process("p-9")], True)
+    )
+    httpserver.expect_ordered_request(f"{PROCESSES}", method="GET").respond_with_json(
+        page([process("p-2")], False)
+    )
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_processes_flow(["p-1", "p-2", "p-3"], ["twosteptest_proc"]))
+    httpserver.check_assertions()
+    first, second = (r for r, _ in httpserver.log)
+    for number, sent in enumerate((first, second)):
+        assert_gateway_headers(sent)
+        assert args(sent) == {
+            "processDefinitionKey": ["twosteptest_proc"],
+            "isCompleted": ["false"],
+            "page": [str(number)],
+            "size": ["1000"],
+        }
+    assert sorted(found) == ["p-1", "p-2"]  # p-3 is not running any more: for a single read
+    assert found["p-2"].state is ProcessState.RUNNING
+
+
+def test_batched_task_read_lists_each_definitions_tasks(httpserver: HTTPServer):
+    # bpm-api-reference (yuuvis): GET tasks?processDefinitionKey=..&page&size, objects/hasMoreItems.
+    httpserver.expect_request(TASKS, method="GET").respond_with_json(
+        page([{"id": "t-1", "name": "Approve", "processInstanceId": "p-1"}], False)
+    )
+    hook = make_hook(httpserver)
+    found = hook._run(
+        hook._poll_tasks_flow({"p-1": "twosteptest_proc", "p-2": "twosteptest_proc"}, "Approve")
+    )
+    (sent,) = (r for r, _ in httpserver.log)
+    assert_gateway_headers(sent)
+    assert args(sent) == {
+        "processDefinitionKey": ["twosteptest_proc"],
+        "name": ["Approve"],
+        "page": ["0"],
+        "size": ["1000"],
+    }
+    assert [t.id for t in found["p-1"]] == ["t-1"] and found["p-2"] == []

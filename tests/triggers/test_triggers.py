@@ -379,12 +379,14 @@ def test_task_trigger_times_out(emu, instance):
 def test_triggers_wait_side_by_side_in_one_event_loop(emu, definition, system, connect):
     # Every request takes 0.3 s at the server. Ten triggers that never block the loop have their
     # first polls in flight at the same moment; a blocking client would send them one by one.
+    # (Task lists, which no API batches: process reads of many triggers share one request.)
     emu.faults.latency = 0.3
     emu.max_in_flight = 0
     instances = [emu.engine.start(definition, user=USER) for _ in range(10)]
     deadline = time.time() + 0.5
     triggers = [
-        BpmProcessStateTrigger(CONN_ID, str(i.id), poll_interval=5, deadline=deadline) for i in instances
+        BpmTaskTrigger(CONN_ID, str(i.id), task_name="Never", poll_interval=5, deadline=deadline)
+        for i in instances
     ]
 
     async def all_of_them() -> list[dict[str, Any]]:

@@ -1,0 +1,80 @@
+"""What importing every operator, sensor and trigger module costs beyond ``airflow.sdk`` (target <= 20 ms).
+
+A DAG file imports operators and sensors on every parse; a triggerer imports the trigger modules.
+Each round is a fresh interpreter that first imports ``airflow.sdk`` (and the base classes the
+provider builds on, which any DAG file pays for anyway) and times that (the anchor), then times
+importing every module of the provider's ``operators``, ``sensors`` and ``triggers`` packages.
+Rounds alternate which package comes first, so no order is favoured. Prints medians with min-max
+and exits 1 when the provider's median passes the target.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+
+ROUNDS = 11
+TARGET_MS = 20.0
+PACKAGES = ("operators", "sensors", "triggers")
+
+PROBE = """
+import importlib, json, pkgutil, sys, time
+t0 = time.perf_counter()
+import airflow.sdk
+import airflow.providers.common.compat.sdk as s
+s.BaseOperator, s.BaseSensorOperator
+import airflow.triggers.base
+t1 = time.perf_counter()
+import airflow_bpm_provider
+names = []
+for package in sys.argv[1].split(","):
+    path = [f"{airflow_bpm_provider.__path__[0]}/{package}"]
+    names += [f"airflow_bpm_provider.{package}.{m.name}" for m in pkgutil.iter_modules(path)]
+t2 = time.perf_counter()
+for name in names:
+    importlib.import_module(name)
+t3 = time.perf_counter()
+print(json.dumps({"sdk_ms": (t1 - t0) * 1000, "provider_ms": (t3 - t2) * 1000, "modules": names}))
+"""
+
+
+def one_round(order: tuple[str, ...]) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, ",".join(order)], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):7.1f} ms ({min(values):.1f}-{max(values):.1f})"
+
+
+def main() -> int:
+    sdk, provider = [], []
+    modules: list[str] = []
+    for number in range(ROUNDS):
+        order = PACKAGES if number % 2 == 0 else tuple(reversed(PACKAGES))
+        result = one_round(order)
+        sdk.append(result["sdk_ms"])
+        provider.append(result["provider_ms"])
+        modules = sorted(result["modules"])
+    print(
+        f"\nImport time, {ROUNDS} fresh interpreters each, median (min-max); "
+        f"Python {sys.version.split()[0]}\n"
+    )
+    print(f"  anchor: airflow.sdk + base classes      {spread(sdk)}")
+    print(f"  provider: {len(modules)} modules beyond that    {spread(provider)}")
+    share = statistics.median(provider) / statistics.median(sdk)
+    print(f"  provider / anchor                       {share:.3f}x")
+    print(f"\n  modules: {', '.join(m.removeprefix('airflow_bpm_provider.') for m in modules)}\n")
+    if statistics.median(provider) > TARGET_MS:
+        print(f"TARGET MISSED: {statistics.median(provider):.1f} ms > {TARGET_MS:.0f} ms beyond airflow.sdk")
+        return 1
+    print(f"target met: <= {TARGET_MS:.0f} ms beyond airflow.sdk")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
