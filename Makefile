@@ -30,11 +30,17 @@ test: install
 	$(BIN)/python -m pytest
 
 # The distributed tier (tests/e2e): Redis, PostgreSQL, Celery, moto, gcp-storage-emulator, Azurite.
-# Debian's redis-server, postgresql and npm are installed only when absent, and only as root.
+# Debian packages are installed only when absent, and only as root (one `apt-get update`):
+# redis-server, postgresql, python3-venv (when .venv is still to be made and a trial venv fails)
+# and nodejs/npm only when `npm` is missing (an image's own Node.js stays as it is).
+# e2e-install's prerequisites run in order (no -j): e2e-system comes before the venv is built.
 e2e-system:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ ! -x $(BIN)/python ]; then \
+		probe=$$(mktemp -d); $(PYTHON) -m venv "$$probe/venv" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+		rm -rf "$$probe"; fi; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "make e2e needs:$$missing (apt-get install as root)"; exit 1; fi; \

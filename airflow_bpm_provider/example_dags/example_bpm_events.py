@@ -7,9 +7,12 @@ asset events that triggered the run: usually one, but Airflow puts events that a
 into one run, so every one of them is exported. The export's own outlet Asset (its destination)
 gets an event with counts, bytes and the manifest location, for DAGs scheduled on "files exported".
 
-``make demo`` runs it with a real scheduler, dag-processor and triggerer against the emulator.
-Against a real system, point the ``questetra_demo`` connection at it and set the destination,
-e.g. ``BPM_EVENTS_DESTINATION=s3://my-bucket/expenses/`` (with ``dest_conn_id``).
+The destination is the environment variable ``BPM_EVENTS_DESTINATION``, else the Airflow
+Variable ``bpm_events_destination``, else a folder in the local temp directory. The local folder
+is for the demo only: in production use object storage, e.g. ``s3://my-bucket/expenses/`` or
+``gs://...`` (with ``dest_conn_id``), since a local folder is on one worker only and is lost with
+it. ``make demo`` runs it with a real scheduler, dag-processor and triggerer against the emulator;
+against a real system, point the ``questetra_demo`` connection at it and set the destination.
 """
 
 from __future__ import annotations
@@ -19,13 +22,27 @@ import tempfile
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, AssetWatcher, task
+from airflow.sdk import DAG, Asset, AssetWatcher, Variable, task
 
 from airflow_bpm_provider.operators.files import BpmDownloadProcessFilesOperator
 from airflow_bpm_provider.triggers.events import BpmProcessEventTrigger
 
 CONN_ID = "questetra_demo"
-DESTINATION = os.environ.get("BPM_EVENTS_DESTINATION", os.path.join(tempfile.gettempdir(), "bpm-events"))
+LOCAL_DESTINATION = os.path.join(tempfile.gettempdir(), "bpm-events")  # the demo's; not for production
+
+
+def events_destination() -> str:
+    """The export's destination URL (also its outlet Asset), read when the DAG is parsed."""
+    configured = os.environ.get("BPM_EVENTS_DESTINATION")
+    if not configured:
+        try:
+            configured = Variable.get("bpm_events_destination", default=None)
+        except Exception:  # no metadata DB or API reachable while parsing: the local default
+            configured = None
+    return configured or LOCAL_DESTINATION
+
+
+DESTINATION = events_destination()
 
 EXPENSE_ENDED = Asset(
     "bpm://questetra_demo/expense-approval/completed",

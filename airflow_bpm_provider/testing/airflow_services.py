@@ -35,10 +35,13 @@ FAST_LOOPS = {
     "AIRFLOW__CORE__PARALLELISM": "4",
 }
 
+# ``--skip-serve-logs``: the scheduler (LocalExecutor) and the triggerer would otherwise start a
+# log server, which Airflow binds to every interface (0.0.0.0 / ::) with no setting for the host;
+# nothing here reads logs through it. Its ports are still set to free ones (see AirflowServices).
 COMMANDS = {
-    "scheduler": ["scheduler"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
-    "triggerer": ["triggerer"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
     "api-server": ["api-server", "--host", "127.0.0.1"],
 }
 
@@ -59,7 +62,8 @@ class AirflowServices:
     """Start, restart and stop Airflow processes; read what they did from the SQLite metadata DB."""
 
     def __init__(self, env: Mapping[str, str], *, log_dir: Path) -> None:
-        # Log servers on free ports: other Airflow processes on this machine keep their defaults.
+        # Log servers are not started (COMMANDS); should one start anyway, it takes a free port, so
+        # other Airflow processes on this machine keep their defaults.
         ports = {
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),

@@ -113,6 +113,48 @@ def parse_watched_states(states: str | Iterable[str], *, conn_id: str | None = N
     return tuple(sorted(parsed))
 
 
+# Filters the trigger sets itself (a value given in ``filters`` would be silently replaced).
+RESERVED_FILTERS = ("definition", "states")
+
+
+def check_filters(filters: Any, *, conn_id: str | None = None) -> None:
+    """``filters`` as the trigger needs them, checked when the DAG is parsed (not in the triggerer).
+
+    A JSON object (str keys, JSON values) without the keys the trigger sets itself; its ``query``,
+    if any, a JSON object too: the trigger adds the definition and its time bound to it, which a
+    vendor query string (Questetra criteria XML, say) cannot take.
+    """
+    if filters is None:
+        return
+    if not isinstance(filters, Mapping):
+        raise BpmConfigError(
+            f"BpmProcessEventTrigger: 'filters' must be a mapping (a JSON object), got "
+            f"{type(filters).__name__} {filters!r:.80}",
+            conn_id=conn_id,
+        )
+    if not _json_primitive(dict(filters)):
+        raise BpmConfigError(
+            "BpmProcessEventTrigger: 'filters' must be a dict of JSON values (strings, numbers, "
+            f"booleans, lists, dicts) with string keys, got {filters!r:.200}",
+            conn_id=conn_id,
+        )
+    reserved = sorted(set(filters) & set(RESERVED_FILTERS))
+    if reserved:
+        raise BpmConfigError(
+            f"BpmProcessEventTrigger: 'filters' may not set {', '.join(reserved)}: the trigger sets "
+            "them (use 'definition' and 'states' arguments)",
+            conn_id=conn_id,
+        )
+    query = filters.get("query")
+    if query is not None and not isinstance(query, Mapping):
+        raise BpmConfigError(
+            "BpmProcessEventTrigger: 'filters' 'query' must be a mapping (a JSON object of "
+            f"criteria), got {type(query).__name__} {query!r:.80}; a vendor query string such as "
+            "Questetra criteria XML cannot be combined with the watcher's definition and time bound",
+            conn_id=conn_id,
+        )
+
+
 @dataclass
 class Cursor:
     """Newest event time seen, plus every id seen within ``margin`` of it (JSON in the state store)."""
@@ -179,7 +221,13 @@ def list_changes(
     if kind == ENDED:
         params["states"] = sorted(s.value for s in ENDED_STATES)
     if conn_type == "questetra":
-        query["end_date_from" if kind == ENDED else "start_date_from"] = since
+        from airflow_bpm_provider.hooks.questetra import unclaimed_window_start
+
+        # The server reads the bound's wall-clock text in the API user's zone: without the
+        # ``timezone`` extra a UTC bound lies in the future for users west of UTC, so the bound is
+        # made early enough for any zone; the exact check against ``since`` is the one below.
+        bound = unclaimed_window_start(since, getattr(hook, "timezone", None))
+        query["end_date_from" if kind == ENDED else "start_date_from"] = bound
     elif conn_type == "activiti":
         if kind == ENDED:
             from airflow_bpm_provider.hooks.activiti_variables import format_query_date
@@ -241,6 +289,13 @@ class _Poll:
             except TRANSIENT_ERRORS as exc:
                 log.warning("BPM event poll of connection %s failed, next try in %ss: %s",
                             self.conn_id, self.poll_interval, exc)  # fmt: skip
+            except BpmConfigError as exc:
+                # Raising here would end the shared poll and fail every watcher on it with an
+                # unrelated-looking poll failure; each watcher ends itself with this message instead.
+                log.error("BPM event poll of connection %s is misconfigured: %s", self.conn_id, exc)
+                self.hook = None  # read the connection again at the next poll
+                seq += 1
+                yield {"kind": "error", "seq": seq, "error": str(exc)}, ("error", seq)
             else:
                 seq += 1
                 snapshot = {
@@ -329,12 +384,7 @@ class BpmProcessEventTrigger(BaseEventTrigger):
                 "BpmProcessEventTrigger: 'definition' is required (the process definition to watch)",
                 conn_id=bpm_conn_id,
             )
-        if filters is not None and not (isinstance(filters, Mapping) and _json_primitive(dict(filters))):
-            raise BpmConfigError(
-                "BpmProcessEventTrigger: 'filters' must be a dict of JSON values (strings, numbers, "
-                f"booleans, lists, dicts), got {filters!r}",
-                conn_id=bpm_conn_id,
-            )
+        check_filters(filters, conn_id=bpm_conn_id)
         for name, value, minimum in (("poll_interval", poll_interval, 1.0), ("margin", margin, 0.0)):
             if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
                 raise BpmConfigError(
@@ -395,6 +445,14 @@ class BpmProcessEventTrigger(BaseEventTrigger):
                         for seq in ready:
                             del pending[seq]
                     continue
+                if raw["kind"] == "error":
+                    self.log.error(
+                        "BPM event watcher on connection %s, definition %s stopped: its poll is "
+                        "misconfigured: %s. Fix the connection or the trigger's arguments; other "
+                        "watchers are not affected.",
+                        self.bpm_conn_id, self.definition, raw["error"],
+                    )  # fmt: skip
+                    return
                 if raw["kind"] != "poll":
                     continue
                 instances: list[ProcessInstance] = list(raw["instances"])
@@ -425,6 +483,13 @@ class BpmProcessEventTrigger(BaseEventTrigger):
                     except TRANSIENT_ERRORS as exc:
                         self.log.warning("Catching up from the stored cursor failed, trying again: %s", exc)
                         continue
+                    except BpmConfigError as exc:
+                        self.log.error(
+                            "BPM event watcher on connection %s, definition %s stopped: catching up "
+                            "from its stored cursor is misconfigured: %s",
+                            self.bpm_conn_id, self.definition, exc,
+                        )  # fmt: skip
+                        return
                     cursor = stored
                     instances = backlog + instances
                 for instance, at in self._new(cursor, instances):
@@ -521,4 +586,4 @@ class BpmProcessEventTrigger(BaseEventTrigger):
             await accessor.aset(self.cursor_key, data)
 
 
-__all__ = ["BpmProcessEventTrigger", "Cursor", "list_changes", "parse_watched_states"]
+__all__ = ["BpmProcessEventTrigger", "Cursor", "check_filters", "list_changes", "parse_watched_states"]

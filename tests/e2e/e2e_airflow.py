@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,32 @@ def dag_policy(dag):
 """
 
 
+def dag_folder(target: Path, dag_ids: Iterable[str]) -> Path:
+    """A DAG folder with copies of only the example DAG files that define ``dag_ids``.
+
+    The package's example folder holds more DAGs (an asset-watcher DAG, for one) whose runs would
+    happen by accident here and add workloads the checks do not expect. Files other than Python
+    (the BPMN model the Activiti DAG deploys, found next to its DAG file) are copied too.
+    """
+    wanted = set(dag_ids)
+    target.mkdir(parents=True)
+    found: set[str] = set()
+    for source in sorted(EXAMPLE_DAGS.iterdir()):
+        if not source.is_file() or source.name == "__init__.py":
+            continue
+        if source.suffix == ".py":
+            defined = set(re.findall(r"""dag_id\s*=\s*["']([\w.-]+)["']""", source.read_text()))
+            if not defined & wanted:
+                continue
+            found |= defined & wanted
+        elif source.suffix in (".pyc", ".pyo"):
+            continue
+        shutil.copy2(source, target / source.name)
+    if found != wanted:
+        raise RuntimeError(f"no example DAG file defines {sorted(wanted - found)} in {EXAMPLE_DAGS}")
+    return target
+
+
 class Airflow:
     def __init__(
         self,
@@ -62,6 +90,7 @@ class Airflow:
         broker_url: str,
         result_backend: str,
         connections: Mapping[str, Mapping[str, Any]],
+        dag_ids: Iterable[str],
         extra_env: Mapping[str, str],
     ) -> None:
         self.home = home
@@ -72,6 +101,7 @@ class Airflow:
         self.processes: dict[str, Service] = {}
         self._token: str | None = None
         home.mkdir(parents=True, exist_ok=True)
+        self.dags_folder = dag_folder(home / "dags", dag_ids)
         (home / "passwords.json").write_text(json.dumps({USER: self.password}))
         worker_path = home / "worker-python"
         worker_path.mkdir()
@@ -82,7 +112,7 @@ class Airflow:
         self.env = {
             **inherited,
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",

@@ -31,6 +31,7 @@ class Cluster:
     stores: dict[str, Store]
     database_url: str
     root: Path
+    summaries: dict[str, Any]  # what seed_all put in the emulator, per BPM system
     deferrable: bool = False
     started: float = field(default_factory=time.monotonic)
 
@@ -67,6 +68,10 @@ def start_cluster(keep_logs: Callable[[], bool]) -> Iterator[Cluster]:
     logs = root / "logs"
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
+        # Every server is registered the moment it starts: whatever fails later, all that runs is
+        # stopped. The data folder is removed after (ExitStack unwinds last-in first-out).
+        pg_root = Path(tempfile.mkdtemp(prefix="bpm-e2e-pg-"))
+        stack.callback(shutil.rmtree, pg_root, True)
         services: list[Service] = []
         stack.callback(stop_all, services)
 
@@ -87,12 +92,11 @@ def start_cluster(keep_logs: Callable[[], bool]) -> Iterator[Cluster]:
             log_dir=logs,
         )
         services.append(redis)
-        pg_root = Path(tempfile.mkdtemp(prefix="bpm-e2e-pg-"))
-        stack.callback(shutil.rmtree, pg_root, True)
         postgres = start_postgres(pg_root / "data", pg_port, logs)
         services.append(postgres)
-        stores = {}
-        for store in (start_s3(logs), start_gcs(logs), start_azure(logs)):
+        stores: dict[str, Store] = {}
+        for start_store in (start_s3, start_gcs, start_azure):
+            store = start_store(logs)  # one at a time: a failing start leaves the others registered
             services.append(store.service)
             stores[store.scheme] = store
 
@@ -119,6 +123,7 @@ def start_cluster(keep_logs: Callable[[], bool]) -> Iterator[Cluster]:
             broker_url=f"redis://127.0.0.1:{redis_port}/0",
             result_backend=f"db+postgresql+psycopg2://airflow@127.0.0.1:{pg_port}/airflow",
             connections=connections,
+            dag_ids=all_dags(),
             extra_env={
                 "E2E_GCS_ENDPOINT": stores["gs"].endpoint,
                 # gcsfs (also the one universal-pathlib makes for gs:// paths) goes to the emulator.
@@ -129,11 +134,12 @@ def start_cluster(keep_logs: Callable[[], bool]) -> Iterator[Cluster]:
         airflow.migrate()
         stack.callback(airflow.stop)
         airflow.start(deferrable=False)
-        wait_for(lambda: set(all_dags()) <= set(airflow.dags()), "example DAGs parsed", timeout=240,
+        # The DAG folder holds exactly the DAGs the tier checks: no other DAG runs by accident.
+        wait_for(lambda: set(all_dags()) == set(airflow.dags()), "example DAGs parsed", timeout=240,
                  process=airflow.processes["dag-processor"])  # fmt: skip
         assert airflow.import_errors() == []
         FIGURES.append(f"cluster up in {time.monotonic() - started:.0f} s (logs: {logs})")
-        yield Cluster(airflow, emulator, engine, stores, database, root)
+        yield Cluster(airflow, emulator, engine, stores, database, root, summaries)
     # Reached only when nothing broke: a failed session keeps its logs for a look.
     if not keep_logs():
         shutil.rmtree(root, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from airflow.triggers.shared_stream import SharedStreamManager
@@ -83,6 +83,11 @@ async def nothing_more(events, seconds: float = 2.5) -> None:
         ({"definition": ""}, "'definition' is required"),
         ({"definition": None}, "'definition' is required"),
         ({"filters": {"since": datetime(2024, 1, 1)}}, "'filters' must be a dict of JSON values"),
+        ({"filters": "business_key=X-1"}, "'filters' must be a mapping"),
+        ({"filters": [("business_key", "X-1")]}, "'filters' must be a mapping"),
+        ({"filters": {1: "x"}}, "'filters' must be a dict of JSON values"),
+        ({"filters": {"query": "<process-instance-criteria/>"}}, "'filters' 'query' must be a mapping"),
+        ({"filters": {"definition": "other"}}, "'filters' may not set definition"),
         ({"poll_interval": 0}, "'poll_interval' must be a number of seconds >= 1"),
         ({"margin": -1}, "'margin' must be a number"),
     ],
@@ -119,6 +124,51 @@ def test_watchers_of_one_definition_share_a_poll_others_do_not():
     assert completed.shared_stream_key() == failed.shared_stream_key()
     assert completed.cursor_key != failed.cursor_key
     assert len({completed.shared_stream_key(), started.shared_stream_key(), other.shared_stream_key()}) == 3
+
+
+# ---- what each system is asked -------------------------------------------------------------------
+
+
+class QuestetraLike:
+    """A hook of conn_type questetra that records what find_processes was asked."""
+
+    conn_type = "questetra"
+
+    def __init__(self, tz, instances) -> None:
+        self.timezone = tz
+        self.instances = instances
+        self.calls: list[dict] = []
+
+    def find_processes(self, **filters):
+        self.calls.append(filters)
+        return iter(self.instances)
+
+
+@pytest.mark.parametrize("kind", ["ended", "started"])
+def test_questetra_bound_without_a_timezone_is_early_enough_for_any_zone(kind):
+    from airflow_bpm_provider.models import ProcessInstance, ProcessState
+    from airflow_bpm_provider.triggers.events import list_changes
+
+    since = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    key = "end_date_from" if kind == "ended" else "start_date_from"
+    field = "ended_at" if kind == "ended" else "started_at"
+    early = ProcessInstance("1", ProcessState.COMPLETED, **{field: since - timedelta(seconds=1)})
+    # Written by the server in its user's zone (UTC-5 here), with the offset.
+    west = timezone(timedelta(hours=-5))
+    late = ProcessInstance(
+        "2", ProcessState.COMPLETED, **{field: (since + timedelta(seconds=1)).astimezone(west)}
+    )
+    hook = QuestetraLike(None, [early, late])
+    found = list_changes(hook, "11", kind, since, {"query": {"title": "x"}})
+    (call,) = hook.calls
+    # UTC wall clock minus 14 hours, naive: read in any zone (UTC-12 to UTC+14) it is not after since.
+    assert call["query"] == {"title": "x", key: datetime(2024, 4, 30, 22, 0)}
+    assert [i.id for i in found] == ["2"]  # the exact bound is kept on the client
+
+    tz = timezone(timedelta(hours=9))
+    hook = QuestetraLike(tz, [early, late])
+    list_changes(hook, "11", kind, since)
+    assert hook.calls[0]["query"] == {key: since}  # the zone is known: the instant itself
 
 
 # ---- the cursor -------------------------------------------------------------------------------
@@ -256,6 +306,43 @@ def test_two_watchers_share_one_poll_and_write_cursors_only_after_persistence(em
     searches = [path for _, path in engine.requests if path.endswith("ProcessInstance/list")]
     # One listing per second for both watchers together, not one each.
     assert 2 <= len(searches) <= seconds + 1, (len(searches), seconds)
+
+
+def test_a_config_error_in_the_shared_poll_ends_each_watcher_not_the_poll(emu, logs):
+    # A criteria key Questetra does not know: the hook says so only when the poll asks.
+    filters = {"query": {"no_such_criterion": 1}}
+    completed, failed = watcher(emu, filters=filters), watcher(emu, states=["FAILED"], filters=filters)
+    completed.asset_state_store, failed.asset_state_store = Store(), Store()
+    key = completed.shared_stream_key()
+
+    async def scenario() -> list:
+        manager = SharedStreamManager(ack_timeout=60)
+
+        async def drive(trigger_id: int, trigger: BpmProcessEventTrigger) -> list:
+            raw = manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
+            return [event async for event in trigger.filter_shared_stream(raw)]
+
+        try:
+            return await asyncio.wait_for(
+                asyncio.gather(drive(1, completed), drive(2, failed), return_exceptions=True), 20
+            )
+        finally:
+            await manager.stop_all()
+
+    assert asyncio.run(scenario()) == [[], []]  # each ended cleanly, no exception, no event
+    text = logs()
+    assert "stopped: its poll is misconfigured" in text
+    assert "no_such_criterion" in text
+    assert "Shared stream poll failed" not in text
+
+
+def test_the_event_demo_fails_when_a_run_failed():
+    from airflow_bpm_provider.testing.demo_events import runs_error
+
+    ok = {"run_id": "r1", "state": "success", "processes": ["1"]}
+    assert runs_error([ok]) is None
+    assert "r2" in runs_error([ok, {"run_id": "r2", "state": "failed", "processes": ["2"]}])
+    assert runs_error([]) == "no run of the DAG"
 
 
 def test_the_readme_event_example_builds_both_dags():
