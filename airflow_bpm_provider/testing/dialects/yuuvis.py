@@ -51,6 +51,7 @@ from airflow_bpm_provider.testing.dialects.yuuvis_entries import (
     query_sort,
     read_variables,
     split_variables,
+    state_of,
     task_json,
     timestamp,
     user_id_of,
@@ -78,7 +79,7 @@ ENGINE_STATUS = {"not_found": 404, "conflict": 409, "invalid": 400, "forbidden":
 
 def router(engine: Engine, faults: FaultPlan) -> APIRouter:
     api = APIRouter()
-    state = YuuvisState()
+    state = state_of(engine)
     gateway = _Gateway(engine, state)
 
     # ---- process definitions ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,6 +70,15 @@ class YuuvisState:
     variables: dict[int, dict[str, tuple[str | None, Any]]] = field(default_factory=dict)
     owners: dict[int, str] = field(default_factory=dict)  # task id -> owner while delegated
     delegation: dict[int, str] = field(default_factory=dict)  # task id -> PENDING | RESOLVED
+
+
+# The dialect's state of each engine, so a test can see what only yuuvis keeps (free variables).
+_STATES: weakref.WeakKeyDictionary[Any, YuuvisState] = weakref.WeakKeyDictionary()
+
+
+def state_of(engine: Any) -> YuuvisState:
+    """The yuuvis dialect's state over ``engine`` (one per engine, made on first use)."""
+    return _STATES.setdefault(engine, YuuvisState())
 
 
 # ---- formatting ------------------------------------------------------------------------------
