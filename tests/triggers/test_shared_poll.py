@@ -98,8 +98,9 @@ def test_waits_share_one_login_and_batch_their_polls(emu, definition, system):
     sent = requests_since(emu, start)
     logins = [path for _, path in sent if path.endswith(LOGIN_PATHS)]
     assert len(logins) == (1 if system.name == "bonita" else 0)
-    # after the first reads, a tick costs a few requests for all 41 waits, not one each
-    assert max(ticks[1:]) <= 4, (ticks, Counter(path for _, path in sent).most_common(5))
+    # After the first reads, a tick costs a few requests (at most 4) for all 41 waits, not one
+    # each. The measuring window is not aligned with the poll clock, so it may hold parts of two.
+    assert max(ticks[1:]) <= 8, (ticks, Counter(path for _, path in sent).most_common(5))
     assert shared_poll._SHARED == {} or all(not v for v in shared_poll._SHARED.values())
 
 
