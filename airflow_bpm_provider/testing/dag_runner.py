@@ -5,6 +5,7 @@ Used by ``make demo`` and by the DAG-level tests, so both exercise exactly what 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,9 +14,22 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
+# The example DAGs live in the clone's top-level example_dags/ (a DAG folder, not a package).
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``example_dags/<name>.py`` as a fresh module (a new DAG object on every call)."""
+    path = EXAMPLE_DAGS / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the example DAGs come with a clone of the repository")
+    spec = importlib.util.spec_from_file_location(f"bpm_example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass(frozen=True)

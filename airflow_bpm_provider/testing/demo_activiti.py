@@ -1,10 +1,11 @@
 """Demo data for the Activiti / Flowable / WSO2 EI dialect, used by the example DAG ``example_activiti``.
 
 The demo plays WSO2 EI (``/bpmn``): the user logs in as ``DEMO/activiti.clerk``, the way a WSO2 user
-of a secondary user store does, and the order approval model (the BPMN file shipped next to the
-example DAG) is deployed for WSO2's super tenant ``-1234``, as a ``.bar`` in a Carbon application
-would be. WSO2's REST API cannot deploy, so the seed does what the management console does there;
-the connection names the tenant, which WSO2 requires when starting by key.
+of a secondary user store does, and the order approval model (in ``testing/models/``, so the
+emulator can seed it from a wheel too) is deployed for WSO2's super tenant ``-1234``, as a ``.bar``
+in a Carbon application would be. WSO2's REST API cannot deploy, so the seed does what the
+management console does there; the connection names the tenant, which WSO2 requires when starting
+by key.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ PASSWORD = "activiti-demo-password"
 PROCESS_KEY = "activiti-order-approval"
 REVIEW_TASK = "Review order"
 TENANT = "-1234"  # WSO2's super tenant
-MODEL = Path(__file__).resolve().parent.parent / "example_dags" / "example_activiti_order.bpmn20.xml"
+MODEL = Path(__file__).resolve().parent / "models" / "example_activiti_order.bpmn20.xml"
 BASE_PATH = "/bpmn"  # WSO2 EI's context root; /activiti-rest/service and /flowable-rest/service work too
 
 

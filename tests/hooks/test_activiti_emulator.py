@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from airflow_bpm_provider.hooks.http import Request
 from airflow_bpm_provider.hooks.registry import get_bpm_hook
 from airflow_bpm_provider.hooks.retry import RetryPolicy
 from airflow_bpm_provider.models import ProcessState
+from airflow_bpm_provider.testing.dag_runner import load_example
 from airflow_bpm_provider.testing.demo_activiti import (
     CONN_ID,
     MODEL,
@@ -262,7 +262,7 @@ def test_the_example_dag_runs_task_by_task_against_the_emulator(emu: Emulator, m
     airflow_runtime.install(monkeypatch)
     for conn_id, fields in activiti_demo_connections(emu.url).items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
-    module = importlib.import_module("airflow_bpm_provider.example_dags.example_activiti")
+    module = load_example("example_activiti")
     dag = module.dag
     dag.get_task("export_files").destination = str(tmp_path)
     assert get_bpm_hook(CONN_ID).base_url.endswith("/bpmn")
@@ -308,7 +308,7 @@ def test_the_example_dag_deploys_its_model_when_asked_on_flowable(emu: Emulator,
     fields["host"] = emu.url + "/flowable-rest/service"
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(fields))
     # A fresh DAG: a task that ran keeps the kwargs it was called with.
-    module = importlib.reload(importlib.import_module("airflow_bpm_provider.example_dags.example_activiti"))
+    module = load_example("example_activiti")
     ensure = module.dag.get_task("ensure_model")
     before = set(emu.engine.deployments)
     deployment_id = run(ensure, context_for(ensure, params={"deploy_model": True}))
@@ -321,7 +321,7 @@ def test_the_example_dag_names_what_is_missing_when_the_model_is_not_deployed(em
     fields = activiti_demo_connections(emu.url)[CONN_ID]
     fields["extra"] = {**fields["extra"], "tenant_id": "nobody-deployed-here"}
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(fields))
-    module = importlib.reload(importlib.import_module("airflow_bpm_provider.example_dags.example_activiti"))
+    module = load_example("example_activiti")
     ensure = module.dag.get_task("ensure_model")
     with pytest.raises(
         BpmNotFound, match=r"not deployed \(tenant nobody-deployed-here\).*Carbon application"
@@ -330,6 +330,6 @@ def test_the_example_dag_names_what_is_missing_when_the_model_is_not_deployed(em
 
 
 def test_the_example_dag_and_model_ship_together():
-    module = importlib.import_module("airflow_bpm_provider.example_dags.example_activiti")
+    module = load_example("example_activiti")
     assert Path(module.MODEL) == MODEL and MODEL.is_file()
     assert module.dag.dag_id == "bpm_activiti_order"

@@ -26,6 +26,7 @@ from airflow_bpm_provider.operators.process import BpmStartProcessOperator
 from airflow_bpm_provider.operators.task import BpmCompleteTaskOperator
 from airflow_bpm_provider.sensors.process import BpmProcessStateSensor
 from airflow_bpm_provider.sensors.task import BpmTaskSensor
+from airflow_bpm_provider.testing.dag_runner import load_example
 from airflow_bpm_provider.testing.demo_bonita import (
     CONN_ID,
     EXPENSE,
@@ -321,7 +322,7 @@ def test_generic_operators_drive_a_bonita_case(emu, supervisor, tmp_path):
 
 
 def test_the_example_dag_runs_task_by_task(emu, supervisor, tmp_path):
-    from airflow_bpm_provider.example_dags.example_bonita import dag
+    dag = load_example("example_bonita").dag
 
     assert dag.dag_id == "bpm_bonita_expense"
     order = ["start_expense", "wait_for_review", "approve", "wait_until_completed", "export_documents"]

@@ -21,6 +21,7 @@ from airflow_bpm_provider.operators.process import BpmStartProcessOperator
 from airflow_bpm_provider.operators.task import BpmCompleteTaskOperator
 from airflow_bpm_provider.sensors.process import BpmProcessStateSensor
 from airflow_bpm_provider.sensors.task import BpmTaskSensor
+from airflow_bpm_provider.testing.dag_runner import load_example
 from airflow_bpm_provider.testing.demo_yuuvis import (
     APPROVAL_KEY,
     APPROVAL_TASK,
@@ -269,7 +270,7 @@ def test_generic_operators_drive_a_yuuvis_process(emu, supervisor, tmp_path):
 
 
 def test_the_example_dag_runs_task_by_task(emu, supervisor, tmp_path):
-    from airflow_bpm_provider.example_dags.example_yuuvis import dag
+    dag = load_example("example_yuuvis").dag
 
     assert dag.dag_id == "bpm_yuuvis_approval"
     order = [

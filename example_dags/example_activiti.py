@@ -1,6 +1,6 @@
 """WSO2 EI / Activiti / Flowable: run an order approval on a deployed BPMN model, export its files.
 
-1. ``ensure_model`` makes sure ``example_activiti_order.bpmn20.xml`` (next to this file) is
+1. ``ensure_model`` makes sure ``example_activiti_order.bpmn20.xml`` (the demo's model) is
    deployed. WSO2 EI's REST API cannot deploy (a ``.bar`` goes in inside a Carbon application or
    through the management console), so by default the task only checks that the model is there.
    On Flowable or the Activiti REST webapp, trigger with ``{"deploy_model": true}`` and the task
@@ -23,6 +23,7 @@ WSO2 EI (``-1234`` for the super tenant) and on multi-tenant engines. The emulat
 from __future__ import annotations
 
 from datetime import datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ from airflow_bpm_provider.sensors.task import BpmTaskSensor
 CONN_ID = "activiti_demo"
 PROCESS = "activiti-order-approval"
 REVIEW_TASK = "Review order"
-MODEL = Path(__file__).with_name("example_activiti_order.bpmn20.xml")
+# The demo's model ships in the package so the emulator can seed it; point MODEL at your own file.
+MODEL = Path(files("airflow_bpm_provider.testing.models").joinpath("example_activiti_order.bpmn20.xml"))
 DESTINATION = "{{ var.value.get('bpm_demo_output', '/tmp/airflow-bpm-demo') }}/activiti"
 INSTANCE_ID = "{{ ti.xcom_pull(task_ids='start_order') }}"
 INVOICE = b"%PDF-1.4\n% invoice for order 4711\n%%EOF\n"
