@@ -58,9 +58,8 @@ def dag_policy(dag):
 def dag_folder(target: Path, dag_ids: Iterable[str]) -> Path:
     """A DAG folder with copies of only the example DAG files that define ``dag_ids``.
 
-    The package's example folder holds more DAGs (an asset-watcher DAG, for one) whose runs would
-    happen by accident here and add workloads the checks do not expect. Files other than Python
-    (the BPMN model the Activiti DAG deploys, found next to its DAG file) are copied too.
+    The example folder holds more DAGs (an asset-watcher DAG, for one) whose runs would happen by
+    accident here and add workloads the checks do not expect. Files other than Python are copied too.
     """
     wanted = set(dag_ids)
     target.mkdir(parents=True)
