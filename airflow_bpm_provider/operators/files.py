@@ -46,6 +46,7 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
         "query",
         "filters",
         "destination",
+        "dest_conn_id",
         "layout",
         "manifest_name",
     )
