@@ -110,7 +110,12 @@ def build(output: Path = DEFAULT_OUTPUT) -> dict[type, Path]:
 
 
 def _summary(cls: type) -> str:
-    return (inspect.cleandoc(cls.__doc__ or "").split("\n\n", 1)[0]).replace("\n", " ")
+    """The docstring's first paragraph as HTML (its ``code`` and :meth:`roles` rendered)."""
+    from pdoc.docstrings import convert
+    from pdoc.render_helpers import to_html
+
+    first = inspect.cleandoc(cls.__doc__ or "").split("\n\n", 1)[0].replace("\n", " ")
+    return to_html(convert(first, "restructuredtext", None))
 
 
 def main(argv: list[str] | None = None) -> int:
