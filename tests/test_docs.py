@@ -117,6 +117,14 @@ def test_system_dependent_parameters_have_an_example_for_every_system(cls):
         assert "``" in text, f"{cls.__name__}({name}=...) shows no value"
 
 
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
+def test_templated_says_which_parameters_are_template_fields(cls):
+    fields = set(getattr(cls, "template_fields", ()))
+    docs = documented(cls)
+    claimed = {name for name, text in docs.items() if "templated" in text}
+    assert claimed == fields & set(docs), f"{cls.__name__}: template_fields {sorted(fields)}"
+
+
 def test_the_checks_above_can_fail():
     class Undocumented(CLASSES[0]):
         """Nothing here.

@@ -70,7 +70,8 @@ class BpmCompleteTaskOperator(BaseOperator):
         - yuuvis: none.
     :param claim: claim the task before completing it, for tasks offered to candidate users or
         groups (Questetra's offered tasks, Activiti / Flowable / yuuvis candidate tasks, Bonita's
-        pending tasks); Questetra and Activiti take a second claim by the same user as done
+        ready tasks no one is assigned); Questetra and Activiti take a second claim by the same
+        user as done
     :param assignee: who claims it (templated); with None, the connection's user
 
         - Questetra: None accepts the offered task; ``"12:3"`` (``quserId:qgroupId``) allocates
