@@ -103,9 +103,9 @@ def test_every_extra_the_install_table_lists_exists():
 
 
 def connection_examples() -> dict[str, str]:
-    """conn id -> the value of each ``export AIRFLOW_CONN_...='...'`` line of the README."""
-    found = re.findall(r"^\s*export AIRFLOW_CONN_(\w+)='(.+)'$", README.read_text(), flags=re.M)
-    return dict(found)
+    """conn id -> the value of each ``export AIRFLOW_CONN_...='...'`` line of the connection docs."""
+    text = section("Connections") + section("Running on a distributed Airflow")
+    return dict(re.findall(r"^\s*export AIRFLOW_CONN_(\w+)='(.+)'$", text, flags=re.M))
 
 
 def known_extras(conn_type: str) -> set[str]:
