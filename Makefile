@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test e2e e2e-install e2e-system lint bench chaos clean
+.PHONY: install demo test docs e2e e2e-install e2e-system lint bench chaos clean
 
 E2E_STAMP := $(VENV)/.e2e-installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 AZURITE_VERSION := 3.37.0
@@ -28,6 +28,10 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# The HTML reference: one page per operator, sensor and trigger, from the docstrings (pdoc).
+docs: install
+	$(BIN)/python docs/build.py --output .docs/html
 
 # The distributed tier (tests/e2e): Redis, PostgreSQL, Celery, moto, gcp-storage-emulator, Azurite.
 # Debian packages are installed only when absent, and only as root (one `apt-get update`):
@@ -68,4 +72,4 @@ chaos: install
 	$(BIN)/python bench/chaos.py --runs $(or $(RUNS),20) --rate $(or $(RATE),0.10) --seed $(or $(SEED),1)
 
 clean:
-	rm -rf $(VENV) .demo .e2e .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .docs .e2e .pytest_cache .ruff_cache

@@ -25,19 +25,85 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
     Returns the manifest (a list of dicts: process_id, file_name, path, url, size, sha256, status,
     group). When some files fail the others still land, then the task fails listing the failures.
 
-    :param bpm_conn_id: connection of a BPM connection type
-    :param destination: URL or path (``s3://bucket/prefix/``, ``/data/in``) or an ObjectStoragePath
-    :param dest_conn_id: connection for the destination's store (aws, google_cloud, wasb, ...)
-    :param process_instance_ids: one id or a list (templated)
-    :param query: a vendor-specific search passed to the hook's ``find_processes(query=...)``
-    :param filters: generic ``find_processes`` filters (templated)
-    :param layout: relative path template; placeholders {process_id}, {definition},
-        {definition_name}, {title}, {business_key}, {group}, {file_name}
+    What a "file" is on each system: Questetra, the files of File-type data items; Bonita, the
+    case documents (live and archived); Activiti / Flowable / WSO2 EI, task attachments and binary
+    process variables; yuuvis, the DMS objects whose ids the ``document_variables`` hold.
+
+    Example (seed 000's export: every file of an app's processes started since a date):
+
+        BpmDownloadProcessFilesOperator(
+            task_id="export",
+            bpm_conn_id="questetra_prod",
+            query={"process_model_info_id": 12, "start_date_from": "{{ params.since }}"},
+            destination="s3://my-bucket/bpm-files/",
+            dest_conn_id="aws_default",
+            manifest_name="manifest.json",
+        )
+
+    :param bpm_conn_id: connection of a BPM connection type (``questetra``, ``bonita``,
+        ``activiti``, ``yuuvis_bpm``)
+    :param destination: URL or path (templated), or an ObjectStoragePath, such as
+        ``s3://bucket/prefix/``, ``gs://bucket/p``, ``abfs://container/p`` or ``/data/in``. On a
+        distributed Airflow a local path lands on whichever worker ran the task: use object
+        storage there.
+    :param dest_conn_id: connection for the destination's store (templated), e.g. ``aws_default``
+        (``aws``), ``wasb_default`` (``wasb``); None for a local folder or a URL that names its
+        connection (``s3://aws_conn@bucket/prefix``)
+    :param process_instance_ids: one id or a list (templated), e.g. ``"183"`` (Questetra),
+        ``["1001", "1002"]`` (Bonita case ids), ``"2501"`` (Activiti) or the UUIDs Flowable and
+        yuuvis use; an XComArg such as ``ended_processes()`` works too. Give either this or
+        ``query`` / ``filters``.
+    :param query: a vendor-specific search (templated), passed to the hook's
+        ``find_processes(query=...)``
+
+        - Questetra / DataSpider: criteria as a mapping, built into criteria XML with every value
+          escaped, ``{"process_model_info_id": 12, "states": ["ENDED"], "start_date_from":
+          "2024-05-01", "data": [{"type": "file", "number": 3, "condition": "view"}]}`` (keys as
+          the criteria elements with ``_`` for ``-``; ``data`` entries with ``condition: view``
+          bring their files along with the search), or the criteria XML text itself;
+        - Bonita: more ``f`` filters of the case search, passed through, ``{"team_manager_id":
+          "4"}`` or a list of pairs;
+        - Activiti / Flowable / WSO2 EI: the JSON body of ``POST query/historic-process-instances``,
+          ``{"finished": True, "startedBy": "kermit"}`` (paging is added by the hook);
+        - yuuvis: query parameters of ``GET /bpm-engine/api/processes``, passed through,
+          ``{"businessKeyLike": "INV-%"}``.
+    :param filters: generic ``find_processes`` filters (templated), the same words on every system
+        where the API has them, e.g. ``{"definition": "expenseApproval", "states": ["COMPLETED"],
+        "started_after": "2024-05-01T00:00:00Z"}``
+
+        - Questetra: ``definition`` (app id), ``states``, ``title``, ``started_after``,
+          ``started_before``;
+        - Bonita: ``definition`` (name, ``name@version`` or id), ``states``, ``business_key``,
+          ``started_by`` (a user id), ``page_size``;
+        - Activiti / Flowable / WSO2 EI: ``definition`` (key or ``id:...``), ``business_key``,
+          ``states``, ``started_after``, ``started_before``;
+        - yuuvis: ``definition``, ``states``, ``business_key``, ``started_after``, ``name_like``
+          and every other filter of ``GET processes`` by its Python name, ``page_size``.
+    :param layout: relative path template (templated; default
+        ``{process_id}_{definition_name}_({title})/{file_name}``). Placeholders, with what each
+        system puts in them
+
+        - ``{process_id}``: the instance id;
+        - ``{definition}``: Questetra the app id, Bonita the process definition id, Activiti /
+          Flowable / yuuvis the definition key;
+        - ``{definition_name}``: the app, process or definition name (else ``{definition}``);
+        - ``{title}``: the Questetra process title, the yuuvis instance name, elsewhere the
+          business key;
+        - ``{business_key}``: the business key (Questetra has none: empty);
+        - ``{group}``: where the file sits, Questetra the data item's name, Bonita the document's
+          name, Activiti the task name of an attachment (``variables`` for a binary variable),
+          yuuvis the variable that holds the document id;
+        - ``{file_name}``: the file's own name, made safe.
+
+        For example ``"{definition_name}/{business_key}/{group}/{file_name}"``. An unknown
+        placeholder fails when the DAG is parsed.
     :param manifest_name: also write the manifest as JSON under this name in the destination
-    :param max_concurrency: downloads (and file listings) at once on this connection, each worker
-        with its own HTTP session; a 429/Retry-After or 503 pauses all of them
-    :param file_retries: how many more times a broken download is tried (resumed with a Range
-        request where the server allows) before the file counts as failed; separate from the
+        (templated), e.g. ``"manifest-{{ run_id | replace(':', '-') }}.json"``; written only once
+        every file has landed, and removed first by the next run
+    :param max_concurrency: downloads (and file listings) at once on this connection (default 16),
+        each worker with its own HTTP session; a 429/Retry-After or 503 pauses all of them
+    :param file_retries: how many more times a broken download is tried (default 3; resumed with a
+        Range request where the server allows) before the file counts as failed; separate from the
         task's own ``retries``, which repeat the whole export
     """
 
@@ -46,6 +112,7 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
         "query",
         "filters",
         "destination",
+        "dest_conn_id",
         "layout",
         "manifest_name",
     )

@@ -89,28 +89,84 @@ class BpmStartProcessOperator(ResumableJobMixin, BaseOperator):
     another. Without a key and without a task state store a retry starts another instance; the
     log says so.
 
-    :param bpm_conn_id: connection of a BPM connection type (questetra, bonita, activiti, ...)
-    :param process: what the system calls a process (model id, process name or definition key)
-    :param variables: start values (templated)
-    :param business_key: the instance's business key (templated)
-    :param start_options: vendor-specific start options, passed to the hook (templated)
+    Example (the same task on every system; only ``process`` and the options differ):
+
+        BpmStartProcessOperator(
+            task_id="start",
+            bpm_conn_id="my_bpm",
+            process="expense-approval",
+            business_key="expense-{{ run_id }}",
+            variables={"amount": 1234.5, "purpose": "Cloud costs {{ dag_run.run_after | ds }}"},
+            wait_for_completion=True,
+            deferrable=True,
+        )
+
+    :param bpm_conn_id: connection of a BPM connection type, ``questetra`` (Questetra BPM Suite,
+        DataSpider BPM), ``bonita``, ``activiti`` (Activiti, Flowable, WSO2 EI) or ``yuuvis_bpm``.
+    :param process: what the system calls a process (templated), for example
+
+        - Questetra / DataSpider: the app's ``processModelInfoId``, ``"12"``, or ``"12/3"`` to name
+          start event node 3 when the app has several;
+        - Bonita: the process name ``"Expense Report"`` (its enabled version),
+          ``"Expense Report@1.2"``, or the numeric process definition id ``"8356012789"``;
+        - Activiti / Flowable / WSO2 EI: the ``processDefinitionKey`` ``"expenseApproval"``,
+          ``"id:expenseApproval:3:42"`` for one definition id, or ``"message:expenseFiled"`` to
+          start by message;
+        - yuuvis: the ``processDefinitionKey`` ``"invoiceApproval"`` (its latest version).
+    :param variables: start values (templated; a dict, or a template rendering one with
+        ``render_template_as_native_obj=True``), for example
+
+        - Questetra: data items by name or number, ``{"Amount": 1234.5, 4: "Cloud costs"}``;
+          the values fill the first task's form, typed from the form (dates, selects, users);
+        - Bonita: the process contract's inputs, ``{"expenseId": "E-42", "amount": 1234.5}``
+          (with ``start_options={"via": "case"}``: process variables);
+        - Activiti / Flowable / WSO2 EI: process variables, typed from the Python values,
+          ``{"amount": 1234.5, "approved": False, "due": date(2024, 6, 1)}``;
+        - yuuvis: process variables, ``{"documentId": "{{ ti.xcom_pull(task_ids='pick') }}"}``, or
+          a list of ready ``{"name", "type", "value"}`` dicts.
+    :param business_key: the instance's business key (templated), e.g. ``"expense-{{ run_id }}"``;
+        where it goes
+
+        - Questetra: saved as the process title (``start_options["title"]`` wins);
+        - Bonita: stored in the contract input named by the connection's
+          ``business_key_variable`` extra (required for a key);
+        - Activiti / Flowable / WSO2 EI and yuuvis: the instance's ``businessKey``.
+    :param start_options: vendor-specific start options, passed to the hook (templated); a hook
+        refuses options it does not know
+
+        - Questetra: ``{"title": "Trip to Osaka", "flow": "Submit", "qgroup_id": 3}``: the
+          title, the button (flow id or label) that submits the first task, the organization to
+          act for; ``{"save_only": True}`` saves the first task without submitting it;
+        - Bonita: ``{"via": "case"}`` starts through ``POST /API/bpm/case`` with process
+          variables, for processes without a contract (default ``"instantiation"``);
+        - Activiti / Flowable / WSO2 EI: ``{"by": "message"}`` (``"key"``, ``"id"`` or
+          ``"message"``; the same as the ``id:``/``message:`` prefixes) and
+          ``{"tenant_id": "-1234"}`` to override the connection's tenant;
+        - yuuvis: ``{"name": "Invoice 4711"}`` names the instance.
     :param wait_for_completion: poll until the instance reaches a target or failure state
-    :param target_states: states that end the wait successfully
-    :param failure_states: states that fail the task
-    :param poll_interval: seconds between polls
-    :param timeout: seconds to wait at most. None: the task's ``execution_timeout`` limits a
-        polling wait, if set; a deferred wait takes ``execution_timeout``, or else 7 days
+        (default False: the task ends once the process is started)
+    :param target_states: states that end the wait successfully (default ``("COMPLETED",)``); any
+        of ``RUNNING``, ``SUSPENDED``, ``COMPLETED``, ``FAILED``, ``CANCELLED``. Questetra cannot
+        suspend a process and ends a stopped one as FAILED, so there CANCELLED is never seen.
+    :param failure_states: states that fail the task (default ``("FAILED", "CANCELLED")``)
+    :param poll_interval: seconds between polls (default 30; at least 1 s in the triggerer).
+        What one poll costs: Activiti / Flowable / WSO2 EI read up to 500 waited instances in one
+        request, so ``poll_interval=10`` is cheap even for many runs; Questetra, Bonita and
+        yuuvis list the running instances of each waited definition (1,000 a page), so for
+        human approvals that take hours ``poll_interval=300`` is plenty.
+    :param timeout: seconds to wait at most. With None the task's ``execution_timeout`` limits
+        a polling wait, if set; a deferred wait takes ``execution_timeout``, or else 7 days
         (:data:`~airflow_bpm_provider.deferral.DEFAULT_WAIT`, as a sensor's default timeout)
-    :param deferrable: wait in the triggerer instead of a worker slot (default: Airflow's
+    :param deferrable: wait in the triggerer instead of a worker slot (default Airflow's
         ``[operators] default_deferrable``). The process is started on the worker, its id and URL
         pushed, and its state checked once; only a process still running is handed to
         :class:`~airflow_bpm_provider.triggers.process.BpmProcessStateTrigger`.
-    :param cancel_on_kill: cancel the started process when the task is killed: on the worker when
-        Airflow calls ``on_kill`` (SIGTERM, e.g. a user marks the task failed, or
-        ``execution_timeout``), while deferred when a user acts on the task (the trigger's
+    :param cancel_on_kill: cancel the started process when the task is killed. On the worker
+        that is Airflow's ``on_kill`` (SIGTERM: a user marks the task failed, or
+        ``execution_timeout``); while deferred, a user acting on the task (the trigger's
         ``on_kill``). Not when ``timeout`` ends the wait, nor when a triggerer restarts.
     :param start_clock_skew: seconds the BPM server's clock may lag the worker's, for finding a
-        start whose answer was lost (default :data:`DEFAULT_CLOCK_SKEW`)
+        start whose answer was lost (default :data:`DEFAULT_CLOCK_SKEW`, 300)
     :param durable: keep the start in the task state store (default True; Airflow 3.3+)
     """
 

@@ -25,17 +25,68 @@ def _given(value: Any) -> bool:
 class BpmCompleteTaskOperator(BaseOperator):
     """Complete one open task, named by its id or found by process instance (and task name).
 
-    Returns the completed task's id.
+    Returns the completed task's id. Give either ``bpm_task_id`` (e.g. the XCom of
+    :class:`~airflow_bpm_provider.sensors.task.BpmTaskSensor`) or ``process_instance_id``,
+    optionally with ``task_name``.
 
-    :param bpm_conn_id: connection of a BPM connection type
-    :param bpm_task_id: the BPM task's id (templated); or give ``process_instance_id``
-    :param process_instance_id: find the open task of this process instance (templated)
-    :param task_name: only tasks with this name (templated)
-    :param variables: values to complete the task with (templated)
-    :param complete_options: vendor-specific options, passed to the hook (templated)
-    :param claim: claim the task before completing it (for engines that require an assignee)
-    :param assignee: who claims it (templated); the connection's user when None
-    :param pick: with several matching open tasks, ``"first"`` takes the first; None fails
+    Example (a decision passed the way each system takes one):
+
+        BpmCompleteTaskOperator(
+            task_id="approve",
+            bpm_conn_id="my_bpm",
+            bpm_task_id="{{ ti.xcom_pull(task_ids='wait_for_task') }}",
+            claim=True,
+            variables={"approved": True},
+        )
+
+    :param bpm_conn_id: connection of a BPM connection type (``questetra``, ``bonita``,
+        ``activiti``, ``yuuvis_bpm``)
+    :param bpm_task_id: the BPM task's id (templated), or give ``process_instance_id``. Questetra
+        calls it the workitem id (``"5077"``), Bonita the human task id (``"20004"``), Activiti /
+        Flowable the task id (``"2517"`` or a UUID), yuuvis the task id (a UUID).
+    :param process_instance_id: find the open task of this process instance (templated), e.g.
+        ``"{{ ti.xcom_pull(task_ids='start') }}"``
+    :param task_name: only tasks with this name (templated), as the model names the task.
+        Questetra the node name (``"Approve"``), Bonita the human task name, Activiti / Flowable /
+        WSO2 EI and yuuvis the user task's ``name`` (not its id in the BPMN).
+    :param variables: values to complete the task with (templated), for example
+
+        - Questetra: data items by name or number, ``{"Comment": "ok", 4: 1234.5}``, typed from
+          the task's form; items the form does not let this task edit are refused before sending;
+        - Bonita: the task contract's inputs, ``{"approved": True, "comment": "ok"}``;
+        - Activiti / Flowable / WSO2 EI: task variables, ``{"approved": True}``, typed from the
+          Python values;
+        - yuuvis: task variables, ``{"approved": True}``.
+    :param complete_options: vendor-specific options, passed to the hook (templated); a hook
+        refuses options it does not know
+
+        - Questetra: ``{"flow": "Approve"}`` presses the button with that label (or flow id);
+          ``{"title": "...", "qgroup_id": 3}`` sets the title and the organization to act for;
+          ``{"save_only": True}`` saves the form without finishing the task;
+        - Bonita: ``{"assign": True}`` lets Bonita assign the task to the logged-in user first
+          (``?assign=true``);
+        - Activiti / Flowable / WSO2 EI: ``{"outcome": "approve"}``, the form outcome
+          (Flowable 6+ only);
+        - yuuvis: none.
+    :param claim: claim the task before completing it, for tasks offered to candidate users or
+        groups (Questetra's offered tasks, Activiti / Flowable / yuuvis candidate tasks, Bonita's
+        ready tasks no one is assigned); Questetra and Activiti take a second claim by the same
+        user as done
+    :param assignee: who claims it (templated); with None, the connection's user
+
+        - Questetra: None accepts the offered task; ``"12:3"`` (``quserId:qgroupId``) allocates
+          it to user 12 acting for organization 3;
+        - Bonita: a Bonita user id, ``"4"`` (or the logged-in user's name);
+        - Activiti / Flowable / WSO2 EI: a user id, ``"kermit"`` (WSO2 secondary user store:
+          ``"DOMAIN/kermit"``); None claims for the connection's login;
+        - yuuvis: a user id of the identity provider, ``"0f3c5a9e-..."``; None claims for the
+          connection's ``user_id`` extra, else the id from ``/tenant-management/api/idm/me``.
+    :param pick: with several matching open tasks, ``"first"`` takes the first the system lists;
+        None (default) fails naming them. Several open tasks arise from parallel branches or
+        multi-instance tasks on every system, e.g. Questetra's split into two ``"Check"`` steps,
+        Bonita's multi-instance human task, an Activiti / Flowable parallel gateway, a yuuvis
+        review sent to two groups; prefer ``task_name`` or ``bpm_task_id`` where they tell the
+        tasks apart.
     """
 
     template_fields: Sequence[str] = (

@@ -35,11 +35,39 @@ class BpmProcessStateSensor(BaseSensorOperator):
     in the triggerer, polling every ``poke_interval`` seconds until ``timeout``; ``mode`` is then
     not used. Results, failures and ``soft_fail`` are the same as in poke mode.
 
-    :param bpm_conn_id: connection of a BPM connection type
-    :param process_instance_id: the instance to watch (templated)
-    :param target_states: states that end the wait successfully
-    :param failure_states: states that fail the task
-    :param deferrable: wait in the triggerer instead of a worker slot
+    Example:
+
+        BpmProcessStateSensor(
+            task_id="wait_for_end",
+            bpm_conn_id="my_bpm",
+            process_instance_id="{{ ti.xcom_pull(task_ids='start') }}",
+            target_states=["COMPLETED"],
+            poke_interval=300,
+            timeout=3 * 24 * 3600,
+            deferrable=True,
+        )
+
+    :param bpm_conn_id: connection of a BPM connection type (``questetra``, ``bonita``,
+        ``activiti``, ``yuuvis_bpm``)
+    :param process_instance_id: the instance to watch (templated), usually the start task's XCom.
+        Questetra's process id (``"183"``), a Bonita case id (``"1001"``), an Activiti / Flowable
+        process instance id, a yuuvis process id. An ended instance is found too (Bonita's
+        archived cases, the Activiti / Flowable history).
+    :param target_states: states that end the wait successfully (default ``("COMPLETED",)``), any
+        of ``RUNNING``, ``SUSPENDED``, ``COMPLETED``, ``FAILED``, ``CANCELLED``. Questetra cannot
+        suspend a process and ends a stopped one as FAILED, so there CANCELLED is never seen.
+    :param failure_states: states that fail the task (default ``("FAILED", "CANCELLED")``); a
+        state may not be in both sets
+    :param deferrable: wait in the triggerer instead of a worker slot (default Airflow's
+        ``[operators] default_deferrable``)
+    :param poke_interval: (Airflow's) seconds between checks, also the trigger's poll interval
+        (at least 1 s there). One poll costs one request per waited definition on Questetra,
+        Bonita and yuuvis (their running instances, 1,000 a page, shared by every wait of that
+        definition in the triggerer) and one request per 500 waits on Activiti / Flowable / WSO2
+        EI: ``poke_interval=60`` suits human approvals everywhere, ``poke_interval=10`` a short
+        automated Flowable process.
+    :param timeout: (Airflow's) seconds to wait in all; a deferred wait keeps this absolute
+        deadline across triggerer restarts
     """
 
     template_fields: Sequence[str] = ("process_instance_id",)

@@ -34,10 +34,37 @@ class BpmTaskSensor(BaseSensorOperator):
     in the triggerer, polling every ``poke_interval`` seconds until ``timeout``; ``mode`` is then
     not used. Results, failures and ``soft_fail`` are the same as in poke mode.
 
-    :param bpm_conn_id: connection of a BPM connection type
-    :param process_instance_id: the instance whose tasks to watch (templated)
-    :param task_name: only a task with this name counts (templated)
-    :param deferrable: wait in the triggerer instead of a worker slot
+    Example:
+
+        BpmTaskSensor(
+            task_id="wait_for_task",
+            bpm_conn_id="my_bpm",
+            process_instance_id="{{ ti.xcom_pull(task_ids='start') }}",
+            task_name="Approve",
+            poke_interval=60,
+            deferrable=True,
+        )
+
+    :param bpm_conn_id: connection of a BPM connection type (``questetra``, ``bonita``,
+        ``activiti``, ``yuuvis_bpm``)
+    :param process_instance_id: the instance whose tasks to watch (templated), usually the start
+        task's XCom
+    :param task_name: only a task with this name counts (templated); None, any open task. The name
+        as the model shows it, for example
+
+        - Questetra / DataSpider: the node name of a human task, ``"Approve"``;
+        - Bonita: the human task's name, ``"Approve expense"``;
+        - Activiti / Flowable / WSO2 EI: the user task's ``name`` attribute (not its ``id``);
+        - yuuvis: the task's name, ``"Review invoice"``.
+    :param deferrable: wait in the triggerer instead of a worker slot (default Airflow's
+        ``[operators] default_deferrable``)
+    :param poke_interval: (Airflow's) seconds between checks, also the trigger's poll interval
+        (at least 1 s there). In the triggerer the open tasks of each waited definition are listed
+        once per tick for all its waits (Questetra ``Workitem/list``, Bonita ``humanTask``,
+        Activiti ``runtime/tasks``, yuuvis ``tasks``), so ``poke_interval=60`` costs one request a
+        minute per definition however many runs wait.
+    :param timeout: (Airflow's) seconds to wait in all; a deferred wait keeps this absolute
+        deadline across triggerer restarts
     """
 
     template_fields: Sequence[str] = ("process_instance_id", "task_name")

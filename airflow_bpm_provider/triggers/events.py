@@ -351,19 +351,60 @@ def _producer(kwargs: Mapping[str, Any]) -> SharedStreamProducer:
 class BpmProcessEventTrigger(BaseEventTrigger):
     """One event per instance of ``definition`` that reaches one of ``states``.
 
-    :param bpm_conn_id: the BPM connection (any of this provider's connection types).
-    :param definition: the process definition, as ``BpmStartProcessOperator``'s ``process`` names it
-        (Questetra app id, Bonita name / ``name@version`` / id, Activiti or yuuvis key).
-    :param states: ended states to report (default COMPLETED; also FAILED, CANCELLED), or
-        ``"STARTED"`` alone to report instances as they start.
-    :param filters: more ``find_processes`` filters of the connection's hook (JSON values only),
-        e.g. ``{"business_key": "..."}`` or a vendor ``query``.
-    :param poll_interval: seconds between polls.
-    :param margin: seconds of lateness tolerated: clock difference between the BPM server and the
-        triggerer plus the time an ended instance may take to become visible to searches.
+    For event-driven scheduling: an ``AssetWatcher`` with this trigger makes a DAG run whenever a
+    process ends (or starts) in the BPM system. Each instance is reported exactly once, also across
+    triggerer restarts (the cursor lives in the asset state store on Airflow 3.3+; see the module
+    documentation). The event's payload is ``{"instance": {...}, "url": ..., "bpm_conn_id",
+    "definition", "state"}``; an asset event made from it carries it as ``extra["payload"]``.
 
-    The event's payload is ``{"instance": {...}, "url": ..., "bpm_conn_id", "definition",
-    "state"}``; an asset event made from it carries it as ``extra["payload"]``.
+    Example:
+
+        Asset(
+            "bpm://my_bpm/expense-approval/completed",
+            watchers=[
+                AssetWatcher(
+                    name="expense_completed",
+                    trigger=BpmProcessEventTrigger(
+                        bpm_conn_id="my_bpm", definition="expense-approval", states=["COMPLETED"]
+                    ),
+                )
+            ],
+        )
+
+    :param bpm_conn_id: the BPM connection (any of this provider's connection types,
+        ``questetra``, ``bonita``, ``activiti``, ``yuuvis_bpm``); it must resolve in the triggerer
+    :param definition: the process definition, as ``BpmStartProcessOperator``'s ``process`` names
+        it, for example
+
+        - Questetra / DataSpider: the app id, ``"12"``;
+        - Bonita: the process name ``"Expense Report"`` (every version), ``"Expense Report@1.2"``
+          or the process definition id;
+        - Activiti / Flowable / WSO2 EI: the definition key ``"expenseApproval"`` (or ``id:...``);
+        - yuuvis: the definition key ``"invoiceApproval"``.
+    :param states: ended states to report (default ``("COMPLETED",)``; also ``FAILED``,
+        ``CANCELLED``), or ``"STARTED"`` alone to report instances as they start (one watcher
+        cannot mix the two)
+    :param filters: more ``find_processes`` filters of the connection's hook (a JSON object,
+        checked when the DAG is parsed), for example
+
+        - Questetra: ``{"title": "Trip"}`` or ``{"query": {"init_qgroup_id": 3}}`` (criteria as a
+          mapping; criteria XML text cannot be combined with the watcher's own bounds);
+        - Bonita: ``{"business_key": "E-42"}`` (needs the ``business_key_variable`` extra) or
+          ``{"started_by": "4"}``;
+        - Activiti / Flowable / WSO2 EI: ``{"business_key": "E-42"}`` or ``{"query":
+          {"startedBy": "kermit"}}``;
+        - yuuvis: ``{"business_key_like": "INV-%"}``.
+
+        ``definition`` and ``states`` are the trigger's own and may not be set here.
+    :param poll_interval: seconds between polls (default 30, at least 1). Watchers of the same
+        connection, definition, filters and interval share one poll. Each poll asks only for what
+        ended since the cursor where the API filters by time (Questetra's end-date criteria, the
+        Activiti / Flowable history's ``finishedAfter``, yuuvis's ``startedAfter`` for
+        ``"STARTED"``); Bonita and yuuvis (ended) list the definition's ended instances, 1,000 a
+        page, so ``poll_interval=300.0`` suits them when a few minutes' delay is fine.
+    :param margin: seconds of lateness tolerated (default 300), the clock difference between the
+        BPM server and the triggerer plus the time an ended instance may take to become visible to
+        searches, e.g. ``margin=900.0`` for a server whose clock is known to drift
     """
 
     def __init__(

@@ -47,9 +47,29 @@ class Reading:
 class BpmPollingTrigger(BaseTrigger):
     """Poll one process until :meth:`_poll` says the wait is over, the deadline passes, or errors persist.
 
-    ``deadline`` is an absolute UNIX time (seconds), so a trigger moved to another triggerer keeps
-    the task's real time budget instead of starting its clock again. The trigger never starts or
-    changes anything, except cancelling the process in :meth:`on_kill` when asked to.
+    The base of :class:`~airflow_bpm_provider.triggers.process.BpmProcessStateTrigger` and
+    :class:`~airflow_bpm_provider.triggers.task.BpmTaskTrigger`; the sensors and the start
+    operator build those for you when they defer. ``deadline`` is an absolute UNIX time (seconds),
+    so a trigger moved to another triggerer keeps the task's real time budget instead of starting
+    its clock again. The trigger never starts or changes anything, except cancelling the process
+    in :meth:`on_kill` when asked to. It reports exactly one event, whose ``status`` is
+    ``success``, ``failed``, ``timeout`` or ``error``.
+
+    :param bpm_conn_id: connection of a BPM connection type (``questetra``, ``bonita``,
+        ``activiti``, ``yuuvis_bpm``); it must resolve in the triggerer too
+    :param process_instance_id: the instance to poll, e.g. ``"183"`` (Questetra), ``"1001"``
+        (Bonita case), ``"2501"`` (Activiti), a UUID (Flowable, yuuvis)
+    :param poll_interval: seconds between polls (default 30; must be > 0). Polls fall on a clock
+        shared by every trigger with the same interval, so the reads of one tick go out together
+        as few batched requests (Activiti / Flowable / WSO2 EI, 500 instances a request; Questetra,
+        Bonita, yuuvis, one listing per waited definition), e.g. ``poll_interval=60.0``.
+    :param deadline: absolute UNIX time (seconds) when the wait ends with a ``timeout`` event,
+        e.g. ``time.time() + 3600``; None waits without end
+    :param max_consecutive_errors: polls in a row that may fail with a connection, server or
+        rate-limit error (each request already retried by the hook) before an ``error`` event
+        (default 5)
+    :param cancel_on_kill: cancel the process when a user kills the waiting task (never on a
+        triggerer restart)
     """
 
     def __init__(

@@ -13,7 +13,42 @@ if TYPE_CHECKING:
 
 
 class BpmProcessStateTrigger(BpmPollingTrigger):
-    """Success in a target state; failed in a failure state or at an end outside the targets."""
+    """Success in a target state; failed in a failure state or at an end outside the targets.
+
+    What :class:`~airflow_bpm_provider.sensors.process.BpmProcessStateSensor` and
+    :class:`~airflow_bpm_provider.operators.process.BpmStartProcessOperator` defer to. Every event
+    carries the instance as last read (``"instance"``, ``"url"``) besides ``status``,
+    ``message`` and ``process_instance_id``.
+
+    Example (in a custom deferrable operator):
+
+        self.defer(
+            trigger=BpmProcessStateTrigger(
+                "my_bpm",
+                instance_id,
+                target_states=["COMPLETED"],
+                poll_interval=60.0,
+                deadline=time.time() + 24 * 3600,
+            ),
+            method_name="execute_complete",
+        )
+
+    :param bpm_conn_id: connection of a BPM connection type (``questetra``, ``bonita``,
+        ``activiti``, ``yuuvis_bpm``); it must resolve in the triggerer too
+    :param process_instance_id: the instance to watch, e.g. ``"183"`` (Questetra), ``"1001"``
+        (Bonita case), ``"2501"`` (Activiti), a UUID (Flowable, yuuvis)
+    :param target_states: states that end the wait with ``success`` (default ``("COMPLETED",)``),
+        any of ``RUNNING``, ``SUSPENDED``, ``COMPLETED``, ``FAILED``, ``CANCELLED`` (Questetra
+        never reports SUSPENDED or CANCELLED; it ends a stopped process as FAILED)
+    :param failure_states: states that end it with ``failed`` (default ``("FAILED", "CANCELLED")``)
+    :param poll_interval: seconds between polls (default 30). One tick costs one request per 500
+        waits on Activiti / Flowable / WSO2 EI and one listing per waited definition on Questetra,
+        Bonita and yuuvis, e.g. ``poll_interval=10.0`` for an automated Flowable process,
+        ``poll_interval=300.0`` for a Questetra approval that takes a day.
+    :param deadline: absolute UNIX time (seconds) of a ``timeout`` event; None waits without end
+    :param max_consecutive_errors: failed polls in a row before an ``error`` event (default 5)
+    :param cancel_on_kill: cancel the process when a user kills the waiting task
+    """
 
     def __init__(
         self,

@@ -14,8 +14,26 @@ if TYPE_CHECKING:
 class BpmTaskTrigger(BpmPollingTrigger):
     """Success once a matching task is open (the first, when several); failed when the process ended.
 
-    Every event carries the process instance as last read ("instance", "url"); success also
-    carries the task ("task").
+    What :class:`~airflow_bpm_provider.sensors.task.BpmTaskSensor` defers to. Every event carries
+    the process instance as last read (``"instance"``, ``"url"``); success also carries the task
+    (``"task"``, with its ``id`` and ``name``).
+
+    Example:
+
+        BpmTaskTrigger("my_bpm", instance_id, task_name="Approve", poll_interval=60.0)
+
+    :param bpm_conn_id: connection of a BPM connection type (``questetra``, ``bonita``,
+        ``activiti``, ``yuuvis_bpm``); it must resolve in the triggerer too
+    :param process_instance_id: the instance whose tasks to watch
+    :param task_name: only a task with this name counts; None, any open task. Questetra the node
+        name (``"Approve"``), Bonita the human task name, Activiti / Flowable / WSO2 EI the user
+        task's ``name`` (not its BPMN id), yuuvis the task name.
+    :param poll_interval: seconds between polls (default 30). The open tasks of each waited
+        definition are listed once per tick for all its waits (Questetra ``Workitem/list``, Bonita
+        ``humanTask``, Activiti ``runtime/tasks``, yuuvis ``tasks``), e.g. ``poll_interval=60.0``.
+    :param deadline: absolute UNIX time (seconds) of a ``timeout`` event; None waits without end
+    :param max_consecutive_errors: failed polls in a row before an ``error`` event (default 5)
+    :param cancel_on_kill: cancel the process when a user kills the waiting task
     """
 
     def __init__(

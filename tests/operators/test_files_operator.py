@@ -120,3 +120,55 @@ def test_template_fields():
     assert {"process_instance_ids", "query", "destination", "layout"} <= set(
         BpmDownloadProcessFilesOperator.template_fields
     )
+
+
+def test_dest_conn_id_is_templated_and_the_rendered_connection_is_the_one_written_with(
+    bpm, instance, supervisor, monkeypatch
+):
+    """A DAG takes its store's connection from a template (a Variable, params) per environment."""
+    import uuid
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        conn_id = f"store_{uuid.uuid4().hex[:8]}"  # fresh: Airflow caches a filesystem per conn id
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "testing-key",
+                    "password": "testing-secret",
+                    "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+                }
+            ),
+        )
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing-key",
+            aws_secret_access_key="testing-secret",
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket="exports")
+
+        op = make(
+            destination="s3://exports/run/",
+            dest_conn_id="{{ params.store }}",
+            process_instance_ids=[instance.id],
+        )
+        assert "dest_conn_id" in BpmDownloadProcessFilesOperator.template_fields
+        manifest = run(op, context_for(op, params={"store": conn_id}))
+
+        assert op.dest_conn_id == conn_id
+        assert {entry["status"] for entry in manifest} == {"written"}
+        listed = client.list_objects_v2(Bucket="exports", Prefix="run/").get("Contents", [])
+        assert sorted(item["Key"] for item in listed) == sorted(f"run/{entry['path']}" for entry in manifest)
+    finally:
+        server.stop()
