@@ -42,6 +42,7 @@ def as_destination(
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
     if isinstance(destination, ObjectStoragePath):
+        _refuse_unattached_azure(destination.protocol or "")
         if dest_conn_id is None or destination.conn_id == dest_conn_id:
             return destination
         destination = str(destination)
@@ -49,7 +50,24 @@ def as_destination(
         destination = os.fspath(destination)
     if not isinstance(destination, str) or not destination.strip():
         raise BpmConfigError(f"destination must be a URL or path, got {destination!r}")
-    return ObjectStoragePath(destination, conn_id=dest_conn_id)
+    _refuse_unattached_azure(destination.partition("://")[0] if "://" in destination else "")
+    try:
+        return ObjectStoragePath(destination, conn_id=dest_conn_id)
+    except ValueError as exc:  # "Unsupported filesystem": no fsspec implementation for the scheme
+        raise BpmConfigError(f"destination {destination!r}: {exc}") from None
+
+
+# Airflow's Azure filesystem serves abfs/abfss/adl only: an az:// or wasb:// path would get no
+# credentials from dest_conn_id (or no filesystem at all) and fail after the BPM calls.
+_AZURE_ALIASES = frozenset({"az", "wasb", "wasbs"})
+
+
+def _refuse_unattached_azure(scheme: str) -> None:
+    if scheme.lower() in _AZURE_ALIASES:
+        raise BpmConfigError(
+            f"destination scheme {scheme}:// is not served by Airflow's Azure filesystem: use "
+            "abfs://<container>@<account>.dfs.core.windows.net/<path> (or abfss://) with dest_conn_id"
+        )
 
 
 def select_processes(
