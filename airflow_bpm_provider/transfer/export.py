@@ -20,6 +20,8 @@ from airflow_bpm_provider.transfer.fetch import DEFAULT_RETRIES, FileFetcher, ac
 from airflow_bpm_provider.transfer.fetch import announced_size as announced_size  # its home before
 from airflow_bpm_provider.transfer.naming import DEFAULT_LAYOUT, Layout, PathAllocator, safe_component
 from airflow_bpm_provider.transfer.progress import PROGRESS_INTERVAL, Progress
+from airflow_bpm_provider.transfer.unchanged import MANIFEST_KEY as VERSIONS_KEY
+from airflow_bpm_provider.transfer.unchanged import KnownDigests
 from airflow_bpm_provider.transfer.workers import DEFAULT_CONCURRENCY, WorkerPool
 from airflow_bpm_provider.transfer.writer import plain_url, write_bytes
 
@@ -179,10 +181,12 @@ def export_process_files(
     root = as_destination(destination, dest_conn_id)
     allocator = PathAllocator()
     manifest_file = safe_component(manifest_name) if manifest_name else None
+    known: KnownDigests | None = None
     if manifest_file:
         allocator.reserve([manifest_file])
         # Its presence means "complete": an earlier run's manifest must not vouch for this one.
         stale = root / manifest_file
+        known = KnownDigests.from_manifest(root, stale)  # spares reading unchanged files back
         if stale.exists():
             stale.unlink()
 
@@ -197,7 +201,12 @@ def export_process_files(
         retry_delay = hook.retry_policy.initial_delay
     with WorkerPool(hook, max_concurrency, clock=clock) as pool:
         fetcher = FileFetcher(
-            chunk_size=chunk_size, retries=retries, retry_delay=retry_delay, pacer=pool.pacer, logger=logger
+            chunk_size=chunk_size,
+            retries=retries,
+            retry_delay=retry_delay,
+            pacer=pool.pacer,
+            logger=logger,
+            existing_sha256=known.sha256_of if known is not None else None,
         )
         instances = list(
             select_processes(
@@ -227,7 +236,10 @@ def export_process_files(
 
         def run(worker: BpmHook, job: tuple[int, ProcessInstance, ProcessFile, list[str]]) -> dict[str, Any]:
             _, _, file, parts = job
-            entry = fetcher.fetch(worker, file, root.joinpath(*parts), "/".join(parts), progress.add_bytes)
+            target = root.joinpath(*parts)
+            entry = fetcher.fetch(worker, file, target, "/".join(parts), progress.add_bytes)
+            if known is not None:
+                known.record(target, entry["path"], entry["sha256"], entry["size"])
             entry["group"] = file.group
             progress.file_done()
             logger.info("%s %s (%d bytes)", entry["status"], entry["url"], entry["size"])
@@ -259,7 +271,8 @@ def export_process_files(
             details=failures,
         )
     if manifest_file:
-        _write_manifest(root, manifest_file, manifest, logger)
+        versions = known.for_manifest() if known is not None else {}
+        _write_manifest(root, manifest_file, manifest, logger, versions)
     return manifest
 
 
@@ -283,8 +296,15 @@ def _external_entry(instance: ProcessInstance, file: ProcessFile) -> dict[str, A
     }
 
 
-def _write_manifest(root: ObjectStoragePath, name: str, manifest: list[dict[str, Any]], logger: Any) -> None:
-    body = json.dumps({"files": manifest}, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+def _write_manifest(
+    root: ObjectStoragePath,
+    name: str,
+    manifest: list[dict[str, Any]],
+    logger: Any,
+    versions: Mapping[str, Any],
+) -> None:
+    document = {"files": manifest, VERSIONS_KEY: versions}
+    body = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
     target = root / name
     status = write_bytes(target, body, what=f"manifest {name!r}")
     logger.info("manifest %s: %s (%d files)", plain_url(target), status, len(manifest))
