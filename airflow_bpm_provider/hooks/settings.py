@@ -186,6 +186,12 @@ def build_base_url(conn: Any, *, conn_id: str, scheme: str | None = None) -> str
         )
     if "://" in host:
         parts = urlsplit(host)
+        if parts.scheme.lower() not in ("http", "https"):
+            raise BpmConfigError(
+                f"the host's scheme must be http or https, got {parts.scheme!r}: "
+                "write https://host/... (or the host alone and the 'scheme' extra)",
+                conn_id=conn_id,
+            )
         netloc = parts.netloc
         if conn.port and parts.port is None:
             netloc = f"{netloc}:{conn.port}"

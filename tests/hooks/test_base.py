@@ -154,6 +154,8 @@ def test_base_url_keeps_scheme_port_and_context_root(host, schema, port, extra, 
         ({"extra": {"auth_type": "kerberos"}}, "auth_type"),
         ({"extra": {"timeout": "soon"}}, "'timeout' must be a number"),
         ({"extra": {"scheme": "ftp"}, "host": "h"}, "scheme"),
+        ({"host": "ftp://h/bonita"}, "the host's scheme must be http or https, got 'ftp'"),
+        ({"host": "htps://h/bonita"}, "the host's scheme must be http or https, got 'htps'"),
         ({"extra": {"max_response_bytes": "big"}}, "'max_response_bytes' must be a number"),
         ({"extra": {"response_timeout": 0}}, "'response_timeout' must be >= 0.1"),
         ({"extra": {"stall_timeout": -1}}, "'stall_timeout' must be >= 0.1"),
@@ -621,3 +623,15 @@ def test_a_ui_url_without_scheme_or_id_is_refused_naming_the_connection(value):
     ) as info:
         ConnectionSettings.from_connection(conn)
     assert info.value.conn_id == "wso2_bpm" and "wso2_bpm" in str(info.value)
+
+
+def test_yuuvis_takes_its_ui_page_from_the_ui_url_extra():
+    from airflow_bpm_provider.hooks.yuuvis import YuuvisBpmHook
+
+    extra = {"tenant": "acme", "ui_url": "https://client.example.com/processes?id={id}"}
+    conn = Connection(
+        conn_id="y", conn_type="yuuvis_bpm", host="https://gw", login="u", password="p", extra=extra
+    )
+    assert (
+        YuuvisBpmHook("y", connection=conn).ui_url("a1b2") == "https://client.example.com/processes?id=a1b2"
+    )
