@@ -164,7 +164,8 @@ def export_process_files(
     Each manifest entry: process_id, file_name, path (relative to the destination, None for
     external files), url, size, sha256, status (written, replaced, unchanged or external), group.
     The manifest is written as JSON (``manifest_name``) only when every file landed, so its
-    presence tells a downstream reader the export is complete.
+    presence tells a downstream reader the export is complete. Its ``store_versions`` let the
+    next run prove same-size files unchanged without reading them back (transfer/unchanged.py).
 
     ``max_concurrency`` requests run at once on this connection (each worker thread has its own
     HTTP session); a server that asks to slow down (429, Retry-After, 503) pauses all of them.
@@ -239,7 +240,7 @@ def export_process_files(
             target = root.joinpath(*parts)
             entry = fetcher.fetch(worker, file, target, "/".join(parts), progress.add_bytes)
             if known is not None:
-                known.record(target, entry["path"], entry["sha256"], entry["size"])
+                known.record(target, entry["path"], entry["sha256"], entry["size"], status=entry["status"])
             entry["group"] = file.group
             progress.file_done()
             logger.info("%s %s (%d bytes)", entry["status"], entry["url"], entry["size"])

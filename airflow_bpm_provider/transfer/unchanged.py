@@ -79,6 +79,7 @@ class KnownDigests:
             if isinstance(relative, str) and _valid(entry):
                 self._last[self._path(relative)] = (relative, entry)
         self._now: dict[str, dict[str, Any]] = {}
+        self._checked: dict[str, str | None] = {}  # target path -> version seen by sha256_of
         self.trusted = 0  # same-size targets proven unchanged by their version
         self.read_back = 0  # same-size targets hashed by reading them
 
@@ -98,19 +99,29 @@ class KnownDigests:
     def sha256_of(self, target: ObjectStoragePath) -> str:
         """The sha256 of the object at ``target`` now: recorded when its version proves it, else read."""
         last = self._last.get(target.path)
-        if last is not None:
-            _, entry = last
-            if store_version(target) == entry["version"]:
-                with self._lock:
-                    self.trusted += 1
-                return str(entry["sha256"])
+        # Taken before any read: a write racing the read-back leaves a version that moved.
+        version = store_version(target)
+        with self._lock:
+            self._checked[target.path] = version
+        if last is not None and version is not None and version == last[1]["version"]:
+            with self._lock:
+                self.trusted += 1
+            return str(last[1]["sha256"])
         with self._lock:
             self.read_back += 1
         return read_sha256(target)
 
-    def record(self, target: ObjectStoragePath, relative: str, sha256: str, size: int) -> None:
-        """``target`` holds ``sha256`` now (this run wrote or checked it): note its version."""
-        version = store_version(target)
+    def record(
+        self, target: ObjectStoragePath, relative: str, sha256: str, size: int, *, status: str = ""
+    ) -> None:
+        """``target`` holds ``sha256`` now (this run wrote or checked it): note its version.
+
+        An ``unchanged`` target keeps the version :meth:`sha256_of` just saw (no second look at
+        the store); a written or replaced one is looked at again, after its publication.
+        """
+        with self._lock:
+            checked = self._checked.pop(target.path, None)
+        version = checked if status == "unchanged" and checked is not None else store_version(target)
         if version is None:
             return
         with self._lock:
