@@ -91,3 +91,37 @@ def test_no_ui_address_gives_an_empty_link_not_none(bpm, supervisor, monkeypatch
     # "" is stored as the link: Airflow shows no button for it (None would be stringified "None").
     assert BpmProcessLink().get_link(op, ti_key=context["ti"]) == ""
     assert BpmProcessLink().get_link(make(), ti_key=context["ti"]) == ""
+
+
+@pytest.fixture(scope="module")
+def activiti():
+    from airflow_bpm_provider.testing.demo_activiti import seed_activiti_demo
+    from airflow_bpm_provider.testing.server import Emulator
+
+    emulator = Emulator.start()
+    seed_activiti_demo(emulator.engine)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.mark.parametrize("ui_url", [None, "https://bpm.example.com/flowable-ui/workflow/#/processes/{id}"])
+def test_an_activiti_start_links_to_the_ui_page_the_connection_names(
+    activiti, supervisor, monkeypatch, ui_url
+):
+    import json
+
+    from airflow_bpm_provider.testing.demo_activiti import CONN_ID, PROCESS_KEY, activiti_demo_connections
+
+    fields = activiti_demo_connections(activiti.url)[CONN_ID]
+    if ui_url:
+        fields["extra"]["ui_url"] = ui_url
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(fields))
+    with DAG("bpm_link_activiti", schedule=None):
+        op = BpmStartProcessOperator(task_id="start", bpm_conn_id=CONN_ID, process=PROCESS_KEY)
+    context = context_for(op)
+    instance_id = run(op, context)
+    expected = ui_url.replace("{id}", instance_id) if ui_url else ""
+    assert BpmProcessLink().get_link(op, ti_key=context["ti"]) == expected
+    assert BpmProcessLink().get_link(make(), ti_key=context["ti"]) == expected  # read back from XCom
