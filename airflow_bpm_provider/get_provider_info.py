@@ -44,6 +44,32 @@ _COMMON_FIELDS: dict[str, Any] = {
         "label": "Attempts per request",
         "schema": {"type": ["integer", "null"], "default": 5},
     },
+    "retry_delay": {
+        "label": "First retry delay (s)",
+        "description": "pause before the first retry of a failed request; doubles each time, with jitter",
+        "schema": {"type": ["number", "null"], "default": 1},
+    },
+    "retry_max_delay": {
+        "label": "Longest retry delay (s)",
+        "description": "cap of the growing pause between retries",
+        "schema": {"type": ["number", "null"], "default": 30},
+    },
+    "scheme": {
+        "label": "Scheme",
+        "description": "http or https, for a host written without one (default https)",
+        "schema": {"type": ["string", "null"], "enum": ["https", "http", None], "default": "https"},
+    },
+}
+
+# Airflow 3.3.2's "Test" button refuses a connection without a port (an upstream bug), even
+# where the URL's default (443/80) is meant.
+_PORT_HELP = "e.g. 443 (needed by Airflow 3.3.2's Test button; 443/80 are the defaults)"
+
+_UI_URL_FIELD = {
+    "label": "UI page URL",
+    "description": "the process page of the system's web UI, {id} for the instance id; "
+    "the BPM process link of a started process opens it",
+    "schema": {"type": ["string", "null"]},
 }
 
 _HOST_BEHAVIOUR = {
@@ -60,7 +86,7 @@ def _connection_type(
         "hook-class-name": hook,
         "hook-name": name,
         "conn-fields": {**_COMMON_FIELDS, **extra},
-        "ui-field-behaviour": {**_HOST_BEHAVIOUR, "placeholders": placeholders},
+        "ui-field-behaviour": {**_HOST_BEHAVIOUR, "placeholders": {"port": _PORT_HELP, **placeholders}},
     }
 
 
@@ -72,13 +98,17 @@ CONNECTION_TYPES = [
         {
             "host": "https://host:9445/bpmn or http://host:8080/flowable-rest/service",
             "login": "user (WSO2 secondary user store: DOMAIN/user)",
+            "tenant_id": "-1234 on WSO2 EI (its super tenant)",
+            # An example only (unverified route of the Flowable UI task app); the user knows theirs.
+            "ui_url": "http://host:8080/flowable-ui/workflow/#/processes/{id}",
         },
         tenant_id={
             "label": "Tenant id",
-            "description": "sent when starting by key or message, querying by key and deploying "
-            "(multi-tenant engines only)",
+            "description": "required on WSO2 EI: -1234 for its super tenant. Sent when starting by key "
+            "or message, querying by key and deploying (elsewhere for multi-tenant engines only)",
             "schema": {"type": ["string", "null"]},
         },
+        ui_url=_UI_URL_FIELD,
     ),
     _connection_type(
         "bonita",
@@ -126,6 +156,7 @@ CONNECTION_TYPES = [
             "description": "yuuvis user id that claims tasks when no assignee is given (default: the login)",
             "schema": {"type": ["string", "null"]},
         },
+        ui_url=_UI_URL_FIELD,
     ),
     _connection_type(
         "questetra",

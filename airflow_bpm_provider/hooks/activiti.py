@@ -108,6 +108,7 @@ class ActivitiHook(AnswerChecks, BpmHook):
     conn_type = "activiti"
     hook_name = "Activiti / Flowable / WSO2 EI BPMN"
     system = "Activiti"
+    context_roots = ("/bpmn", "/activiti-rest/service", "/flowable-rest/service")
 
     # ---- connection and errors --------------------------------------------------------------
 

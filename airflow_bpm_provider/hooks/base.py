@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
@@ -50,6 +51,10 @@ class BpmHook(BaseHook, abc.ABC):
     hook_name = ""
     system = "BPM"
     session_cookies: tuple[str, ...] = ()  # cookies that carry a session: as secret as a password
+    # Where the vendor's API usually lives under the host: a 404 before anything answered, from a
+    # base URL with no path at all, asks whether one of them is missing.
+    context_roots: tuple[str, ...] = ()
+    hosts_without_context_root: tuple[str, ...] = ()  # host suffixes served at "/" (a cloud)
 
     def __init__(
         self,
@@ -68,6 +73,7 @@ class BpmHook(BaseHook, abc.ABC):
         self._sleep = sleep
         self._transport: SyncTransport | None = None
         self._async_transport: AsyncTransport | None = None
+        self._answered = False  # a request has succeeded: a 404 is then no sign of a wrong base URL
 
     # ---- connection -------------------------------------------------------------------------
 
@@ -288,6 +294,7 @@ class BpmHook(BaseHook, abc.ABC):
     ) -> Reply | str | float:
         """What to do with an answer: keep it, log in again, wait and retry (seconds), or raise."""
         if reply.ok:
+            self._answered = True
             return reply
         if reply.status == 401 and request.authenticate and not relogged and self._login_flow_available():
             self.log.info("%s session expired (HTTP 401); logging in again once", self.system)
@@ -392,6 +399,8 @@ class BpmHook(BaseHook, abc.ABC):
             ),
             429: "rate limited by the server",
         }.get(reply.status, "request failed")
+        if reply.status == 404 and (hint := self._context_root_hint()):
+            summary += f"; {hint}"
         if reply.status == 429:
             retry_after = reply.headers.get("retry-after")
             if not retry_after:
@@ -410,6 +419,18 @@ class BpmHook(BaseHook, abc.ABC):
             server_message=message or None,
             details=details,
         )
+
+    def _context_root_hint(self) -> str | None:
+        """For a 404 before any success: does the base URL lack the API's context root?"""
+        if self._answered or not self.context_roots:
+            return None
+        parts = urlsplit(self.base_url)
+        host = (parts.hostname or "").lower()
+        if parts.path.strip("/") or host.endswith(self.hosts_without_context_root):
+            return None
+        roots = ", ".join(self.context_roots)
+        example = f"{parts.scheme}://{parts.netloc}{self.context_roots[0]}"
+        return f"is the context root ({roots}) missing from the connection's host? e.g. {example}"
 
     def _location(self, reply: Reply) -> str:
         location = reply.headers.get("location")
@@ -592,5 +613,12 @@ class BpmHook(BaseHook, abc.ABC):
         """
 
     def ui_url(self, instance_id: str) -> str | None:
-        """Where a person sees this process in the BPM system's UI, if the system has one."""
-        return None
+        """Where a person sees this process in the BPM system's UI: the ``ui_url`` extra's page.
+
+        The REST API does not say where a web UI (Flowable's or Activiti's apps, the yuuvis
+        client) is deployed, if at all, so without the extra there is no address.
+        """
+        template = self.settings.ui_url
+        if template is None:
+            return None
+        return template.replace("{id}", quote(str(instance_id), safe=""))

@@ -84,6 +84,7 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
     conn_type = "bonita"
     hook_name = "Bonita"
     system = "Bonita"
+    context_roots = ("/bonita",)
     session_cookies = (SESSION_COOKIE, TOKEN_NAME)
     default_conn_name = "bonita_default"
 

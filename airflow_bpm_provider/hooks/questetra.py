@@ -106,6 +106,8 @@ class QuestetraHook(AnswerChecks, BpmHook):
     conn_type = "questetra"
     hook_name = "Questetra BPM Suite / DataSpider BPM"
     system = "Questetra"
+    context_roots = ("/userweb",)  # DataSpider BPM; Questetra Cloud answers at "/"
+    hosts_without_context_root = (".questetra.net",)
     #: The business key (the title) is saved by a call after the start, not sent with it: until
     #: then a started process carries no key (the start operator's journal covers that gap).
     business_key_after_start = True

@@ -40,6 +40,7 @@ class ConnectionSettings:
     response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    ui_url: str | None = None  # a page of the BPM system's web UI, ``{id}`` for the instance id
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -136,7 +137,22 @@ class ConnectionSettings:
             response_timeout=number("response_timeout", DEFAULT_RESPONSE_TIMEOUT, minimum=0.1),
             max_response_bytes=int(number("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, minimum=1024)),
             stall_timeout=number("stall_timeout", DEFAULT_STALL_TIMEOUT, minimum=0.1),
+            ui_url=parse_ui_url(probe.extra_value("ui_url"), conn_id=conn_id),
         )
+
+
+def parse_ui_url(value: Any, *, conn_id: str) -> str | None:
+    """The ``ui_url`` extra: an http(s) address with ``{id}`` where the instance id goes."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    if urlsplit(text).scheme not in ("http", "https") or "{id}" not in text:
+        raise BpmConfigError(
+            "extra field 'ui_url' must be an http(s) address with {id} where the process instance "
+            f"id goes, e.g. https://host/flowable-ui/workflow/#/processes/{{id}}; got {text!r}",
+            conn_id=conn_id,
+        )
+    return text
 
 
 def parse_verify(value: Any, *, conn_id: str) -> bool | str:
@@ -170,6 +186,12 @@ def build_base_url(conn: Any, *, conn_id: str, scheme: str | None = None) -> str
         )
     if "://" in host:
         parts = urlsplit(host)
+        if parts.scheme.lower() not in ("http", "https"):
+            raise BpmConfigError(
+                f"the host's scheme must be http or https, got {parts.scheme!r}: "
+                "write https://host/... (or the host alone and the 'scheme' extra)",
+                conn_id=conn_id,
+            )
         netloc = parts.netloc
         if conn.port and parts.port is None:
             netloc = f"{netloc}:{conn.port}"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin
 
-from airflow_bpm_provider import deferral
+from airflow_bpm_provider import deferral, links
 from airflow_bpm_provider.exceptions import (
     BpmConfigError,
     BpmConflict,
@@ -225,6 +225,7 @@ class BpmStartProcessOperator(ResumableJobMixin, BaseOperator):
         return get_bpm_hook(self.bpm_conn_id)
 
     def execute(self, context: Context) -> str:
+        links.forget_url(self)  # until this try pushes one: the link need not ask XCom
         business_key = str(self.business_key) if self.business_key not in (None, "") else None
         variables = mapping_or_none(self.variables, argument="variables")
         options = mapping_or_none(self.start_options, argument="start_options") or {}
@@ -351,6 +352,7 @@ class BpmStartProcessOperator(ResumableJobMixin, BaseOperator):
         ti = context["ti"]
         ti.xcom_push(key=XCOM_INSTANCE_ID, value=instance.id)
         ti.xcom_push(key=XCOM_INSTANCE_URL, value=url)
+        links.remember_url(self, url)
         self.log.info("Process instance %s of %s: %s", instance.id, self.process, url or "(no UI URL)")
         return instance, url
 

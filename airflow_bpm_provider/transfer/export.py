@@ -20,6 +20,8 @@ from airflow_bpm_provider.transfer.fetch import DEFAULT_RETRIES, FileFetcher, ac
 from airflow_bpm_provider.transfer.fetch import announced_size as announced_size  # its home before
 from airflow_bpm_provider.transfer.naming import DEFAULT_LAYOUT, Layout, PathAllocator, safe_component
 from airflow_bpm_provider.transfer.progress import PROGRESS_INTERVAL, Progress
+from airflow_bpm_provider.transfer.unchanged import MANIFEST_KEY as VERSIONS_KEY
+from airflow_bpm_provider.transfer.unchanged import KnownDigests
 from airflow_bpm_provider.transfer.workers import DEFAULT_CONCURRENCY, WorkerPool
 from airflow_bpm_provider.transfer.writer import plain_url, write_bytes
 
@@ -42,6 +44,7 @@ def as_destination(
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
     if isinstance(destination, ObjectStoragePath):
+        _refuse_unattached_azure(destination.protocol or "")
         if dest_conn_id is None or destination.conn_id == dest_conn_id:
             return destination
         destination = str(destination)
@@ -49,7 +52,24 @@ def as_destination(
         destination = os.fspath(destination)
     if not isinstance(destination, str) or not destination.strip():
         raise BpmConfigError(f"destination must be a URL or path, got {destination!r}")
-    return ObjectStoragePath(destination, conn_id=dest_conn_id)
+    _refuse_unattached_azure(destination.partition("://")[0] if "://" in destination else "")
+    try:
+        return ObjectStoragePath(destination, conn_id=dest_conn_id)
+    except ValueError as exc:  # "Unsupported filesystem": no fsspec implementation for the scheme
+        raise BpmConfigError(f"destination {destination!r}: {exc}") from None
+
+
+# Airflow's Azure filesystem serves abfs/abfss/adl only: an az:// or wasb:// path would get no
+# credentials from dest_conn_id (or no filesystem at all) and fail after the BPM calls.
+_AZURE_ALIASES = frozenset({"az", "wasb", "wasbs"})
+
+
+def _refuse_unattached_azure(scheme: str) -> None:
+    if scheme.lower() in _AZURE_ALIASES:
+        raise BpmConfigError(
+            f"destination scheme {scheme}:// is not served by Airflow's Azure filesystem: use "
+            "abfs://<container>@<account>.dfs.core.windows.net/<path> (or abfss://) with dest_conn_id"
+        )
 
 
 def select_processes(
@@ -144,7 +164,8 @@ def export_process_files(
     Each manifest entry: process_id, file_name, path (relative to the destination, None for
     external files), url, size, sha256, status (written, replaced, unchanged or external), group.
     The manifest is written as JSON (``manifest_name``) only when every file landed, so its
-    presence tells a downstream reader the export is complete.
+    presence tells a downstream reader the export is complete. Its ``store_versions`` let the
+    next run prove same-size files unchanged without reading them back (transfer/unchanged.py).
 
     ``max_concurrency`` requests run at once on this connection (each worker thread has its own
     HTTP session); a server that asks to slow down (429, Retry-After, 503) pauses all of them.
@@ -161,10 +182,12 @@ def export_process_files(
     root = as_destination(destination, dest_conn_id)
     allocator = PathAllocator()
     manifest_file = safe_component(manifest_name) if manifest_name else None
+    known: KnownDigests | None = None
     if manifest_file:
         allocator.reserve([manifest_file])
         # Its presence means "complete": an earlier run's manifest must not vouch for this one.
         stale = root / manifest_file
+        known = KnownDigests.from_manifest(root, stale)  # spares reading unchanged files back
         if stale.exists():
             stale.unlink()
 
@@ -179,7 +202,12 @@ def export_process_files(
         retry_delay = hook.retry_policy.initial_delay
     with WorkerPool(hook, max_concurrency, clock=clock) as pool:
         fetcher = FileFetcher(
-            chunk_size=chunk_size, retries=retries, retry_delay=retry_delay, pacer=pool.pacer, logger=logger
+            chunk_size=chunk_size,
+            retries=retries,
+            retry_delay=retry_delay,
+            pacer=pool.pacer,
+            logger=logger,
+            existing_sha256=known.sha256_of if known is not None else None,
         )
         instances = list(
             select_processes(
@@ -209,7 +237,10 @@ def export_process_files(
 
         def run(worker: BpmHook, job: tuple[int, ProcessInstance, ProcessFile, list[str]]) -> dict[str, Any]:
             _, _, file, parts = job
-            entry = fetcher.fetch(worker, file, root.joinpath(*parts), "/".join(parts), progress.add_bytes)
+            target = root.joinpath(*parts)
+            entry = fetcher.fetch(worker, file, target, "/".join(parts), progress.add_bytes)
+            if known is not None:
+                known.record(target, entry["path"], entry["sha256"], entry["size"], status=entry["status"])
             entry["group"] = file.group
             progress.file_done()
             logger.info("%s %s (%d bytes)", entry["status"], entry["url"], entry["size"])
@@ -241,7 +272,8 @@ def export_process_files(
             details=failures,
         )
     if manifest_file:
-        _write_manifest(root, manifest_file, manifest, logger)
+        versions = known.for_manifest() if known is not None else {}
+        _write_manifest(root, manifest_file, manifest, logger, versions)
     return manifest
 
 
@@ -265,8 +297,15 @@ def _external_entry(instance: ProcessInstance, file: ProcessFile) -> dict[str, A
     }
 
 
-def _write_manifest(root: ObjectStoragePath, name: str, manifest: list[dict[str, Any]], logger: Any) -> None:
-    body = json.dumps({"files": manifest}, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+def _write_manifest(
+    root: ObjectStoragePath,
+    name: str,
+    manifest: list[dict[str, Any]],
+    logger: Any,
+    versions: Mapping[str, Any],
+) -> None:
+    document = {"files": manifest, VERSIONS_KEY: versions}
+    body = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
     target = root / name
     status = write_bytes(target, body, what=f"manifest {name!r}")
     logger.info("manifest %s: %s (%d files)", plain_url(target), status, len(manifest))

@@ -115,7 +115,9 @@ class FileFetcher:
         retry_delay: float,
         pacer: Pacer,
         logger: Any,
+        existing_sha256: Callable[[ObjectStoragePath], str] | None = None,
     ) -> None:
+        self.existing_sha256 = existing_sha256  # see transfer/unchanged.py
         self.chunk_size = chunk_size
         self.retries = retries
         self.retry_delay = retry_delay
@@ -132,7 +134,7 @@ class FileFetcher:
     ) -> dict[str, Any]:
         """Download ``file`` to ``target``; return its manifest entry or raise a BpmError."""
         what = describe_file(hook, file)
-        download = Download(target, what=what)
+        download = Download(target, what=what, existing_sha256=self.existing_sha256)
         can_resume = supports_offset(hook)
         attempt = 0
         try:

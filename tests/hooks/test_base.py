@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -153,6 +154,8 @@ def test_base_url_keeps_scheme_port_and_context_root(host, schema, port, extra, 
         ({"extra": {"auth_type": "kerberos"}}, "auth_type"),
         ({"extra": {"timeout": "soon"}}, "'timeout' must be a number"),
         ({"extra": {"scheme": "ftp"}, "host": "h"}, "scheme"),
+        ({"host": "ftp://h/bonita"}, "the host's scheme must be http or https, got 'ftp'"),
+        ({"host": "htps://h/bonita"}, "the host's scheme must be http or https, got 'htps'"),
         ({"extra": {"max_response_bytes": "big"}}, "'max_response_bytes' must be a number"),
         ({"extra": {"response_timeout": 0}}, "'response_timeout' must be >= 0.1"),
         ({"extra": {"stall_timeout": -1}}, "'stall_timeout' must be >= 0.1"),
@@ -499,3 +502,136 @@ def test_credentials_in_the_host_are_refused_without_echoing_them(host):
     with pytest.raises(BpmConfigError, match="must not carry credentials") as info:
         ConnectionSettings.from_connection(conn)
     assert "s3cr3t-pw" not in str(info.value)
+
+
+# ---- hints for a base URL without its context root ------------------------------------------
+
+
+class RootedHook(EchoHook):
+    context_roots = ("/engine-rest", "/other/service")
+
+
+def test_a_first_404_asks_for_the_missing_context_root(httpserver: HTTPServer):
+    httpserver.expect_request("/live/1").respond_with_data("<html>Not Found</html>", status=404)
+    with pytest.raises(BpmNotFound) as info:
+        make_hook(httpserver, RootedHook).cancel_process("1")
+    text = str(info.value)
+    assert "is the context root (/engine-rest, /other/service) missing from the connection's host?" in text
+    assert f"e.g. http://{httpserver.host}:{httpserver.port}/engine-rest" in text
+    assert "bpm_test" in text and "DELETE /live/1" in text
+
+
+def test_no_context_root_hint_once_a_call_succeeded_or_with_a_path(httpserver: HTTPServer):
+    httpserver.expect_request("/ping").respond_with_data("ok")
+    httpserver.expect_request("/live/1").respond_with_json({"message": "no such instance"}, status=404)
+    hook = make_hook(httpserver, RootedHook)
+    hook.test_connection()
+    with pytest.raises(BpmNotFound) as info:
+        hook.cancel_process("1")
+    assert "context root" not in str(info.value)  # the base URL works: the instance is missing
+
+    conn = Connection(
+        conn_id="bpm_test", conn_type="echo", host=httpserver.url_for("/x"), login="a", password=PASSWORD
+    )
+    httpserver.expect_request("/x/live/2").respond_with_data("", status=404)
+    with pytest.raises(BpmNotFound) as info:
+        RootedHook("bpm_test", connection=conn).cancel_process("2")
+    assert "context root" not in str(info.value)  # a path was given: not second-guessed
+
+
+def test_no_context_root_hint_for_a_system_served_at_the_root(httpserver: HTTPServer):
+    httpserver.expect_request("/live/1").respond_with_data("", status=404)
+    with pytest.raises(BpmNotFound) as info:
+        make_hook(httpserver).cancel_process("1")
+    assert "context root" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("hook_path", "roots"),
+    [
+        ("airflow_bpm_provider.hooks.bonita.BonitaHook", "/bonita"),
+        (
+            "airflow_bpm_provider.hooks.activiti.ActivitiHook",
+            "/bpmn, /activiti-rest/service, /flowable-rest/service",
+        ),
+        ("airflow_bpm_provider.hooks.questetra.QuestetraHook", "/userweb"),
+    ],
+)
+def test_each_system_names_its_own_context_roots(httpserver: HTTPServer, hook_path, roots):
+    from importlib import import_module
+
+    module, _, name = hook_path.rpartition(".")
+    cls = getattr(import_module(module), name)
+    # Tomcat's answer for a webapp that is not there: every path of the host is a 404.
+    httpserver.expect_request(re.compile(".*")).respond_with_data("<html>HTTP Status 404</html>", status=404)
+    conn = Connection(
+        conn_id="bpm_x", conn_type=cls.conn_type, host=httpserver.url_for("/"), login="a", password=PASSWORD
+    )
+    ok, message = cls("bpm_x", connection=conn, retry_policy=RetryPolicy(initial_delay=0.0)).test_connection()
+    assert not ok
+    assert f"is the context root ({roots}) missing" in message, message
+
+
+def test_questetra_cloud_is_served_at_the_root(httpserver: HTTPServer):
+    from airflow_bpm_provider.hooks.questetra import QuestetraHook
+
+    hook = QuestetraHook(
+        "q",
+        connection=Connection(
+            conn_id="q", conn_type="questetra", host="https://acme.questetra.net", login="a", password="p"
+        ),
+    )
+    assert hook._context_root_hint() is None
+
+
+# ---- the ui_url extra -----------------------------------------------------------------------
+
+
+def test_ui_url_extra_is_the_process_page(httpserver: HTTPServer):
+    from airflow_bpm_provider.hooks.activiti import ActivitiHook
+
+    page = "https://bpm.example.com/flowable-ui/workflow/#/processes/{id}"
+    conn = Connection(
+        conn_id="a",
+        conn_type="activiti",
+        host="https://bpm.example.com/flowable-rest/service",
+        login="u",
+        password="p",
+        extra={"ui_url": page},
+    )
+    assert ActivitiHook("a", connection=conn).ui_url("5 0/x") == (
+        "https://bpm.example.com/flowable-ui/workflow/#/processes/5%200%2Fx"
+    )
+    plain = Connection(conn_id="a", conn_type="activiti", host="https://h/bpmn", login="u", password="p")
+    assert ActivitiHook("a", connection=plain).ui_url("7") is None  # the REST API does not say where a UI is
+
+
+@pytest.mark.parametrize("value", ["bpm.example.com/processes/{id}", "https://bpm.example.com/processes/"])
+def test_a_ui_url_without_scheme_or_id_is_refused_naming_the_connection(value):
+    from airflow_bpm_provider.hooks.settings import ConnectionSettings
+
+    conn = Connection(
+        conn_id="wso2_bpm",
+        conn_type="activiti",
+        host="https://h/bpmn",
+        login="u",
+        password="p",
+        extra={"ui_url": value},
+    )
+    with pytest.raises(
+        BpmConfigError, match=r"extra field 'ui_url' must be an http\(s\) address with \{id\}"
+    ) as info:
+        ConnectionSettings.from_connection(conn)
+    assert info.value.conn_id == "wso2_bpm" and "wso2_bpm" in str(info.value)
+
+
+def test_yuuvis_takes_its_ui_page_from_the_ui_url_extra():
+    from airflow_bpm_provider.hooks.yuuvis import YuuvisBpmHook
+
+    extra = {"tenant": "acme", "ui_url": "https://client.example.com/processes?id={id}"}
+    conn = Connection(
+        conn_id="y", conn_type="yuuvis_bpm", host="https://gw", login="u", password="p", extra=extra
+    )
+    assert (
+        YuuvisBpmHook("y", connection=conn).ui_url("a1b2") == "https://client.example.com/processes?id=a1b2"
+    )
