@@ -134,3 +134,12 @@ def test_every_request_takes_the_due_steps_first():
         while instance.state == RUNNING:
             requests.get(f"{emulator.url}/_emulator/health", timeout=10)
         assert (instance.state, instance.ended_at) == (COMPLETED, due)
+
+
+def test_the_demo_seeds_take_their_own_steps_at_once():
+    from airflow_bpm_provider.testing.demo_systems import seed_all
+
+    engine = Engine(advance_after=30)
+    seed_all(engine, large_file_mb=1)
+    assert engine.pending == {} and engine.advance_after == 30
+    assert any(instance.ended for instance in engine.instances.values())
