@@ -166,7 +166,7 @@ def demo(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from airflow_bpm_provider.testing.demo_run import print_summary, run_demo
+    from airflow_bpm_provider.testing.demo_run import heartbeat, print_summary, run_demo
 
     output = Path(args.output)
     events: dict[str, Any] = {}
@@ -179,7 +179,8 @@ def demo(args: argparse.Namespace) -> int:
 
         started = time.monotonic()
         say("Event-driven part: api-server, dag-processor, scheduler and triggerer, asset watcher ...")
-        events.update(run_events_demo(engine, DEMO_USER, env, output.resolve()))
+        with heartbeat(say):
+            events.update(run_events_demo(engine, DEMO_USER, env, output.resolve()))
         outcome = "ok" if events.get("ok") else "FAILED"
         say(f"Event-driven part {outcome} in {time.monotonic() - started:.1f} s")
 

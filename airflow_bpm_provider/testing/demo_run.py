@@ -13,7 +13,8 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,24 @@ def _follow(path: Path, log: DagLog, done: threading.Event, say: Progress) -> No
                 where = f", task {log.task}" if log.task else ""
                 say(f"      {now - started:6.1f} s  still running{where}")
             done.wait(0.5)
+
+
+@contextmanager
+def heartbeat(say: Progress, every: float = HEARTBEAT) -> Iterator[None]:
+    """Say "still running" with the elapsed time every ``every`` seconds while the block runs."""
+    started, done = time.monotonic(), threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every):
+            say(f"      {time.monotonic() - started:6.1f} s  still running")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=5)
 
 
 def read_manifests(output: Path) -> dict[str, list[dict[str, Any]]]:
