@@ -155,3 +155,14 @@ def test_advance_after_holds_each_step_after_a_completed_task(monkeypatch):
                 time.sleep(0.1)
             assert time.monotonic() - completed_at >= 1.4
             assert hook.get_process(instance.id).state.name == "COMPLETED"
+
+
+def test_the_readme_emulator_example_runs_as_printed():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "advance_after" in b]
+    namespace: dict = {}
+    exec(compile(block, "README emulator example", "exec"), namespace)
+    assert {"questetra_demo", "activiti_demo", "bonita_demo", "yuuvis_demo"} <= set(namespace["connections"])
+    assert namespace["emu"].engine.advance_after == 2 and namespace["emu"].engine.pending == {}
