@@ -22,7 +22,7 @@ $(STAMP): constraints.txt pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m airflow_bpm_provider.testing demo --output .demo/output
+	$(BIN)/python -m airflow_bpm_provider.testing demo --output .demo/output --deferrable --advance-after 3
 
 test: install
 	$(BIN)/ruff check .

@@ -1,17 +1,22 @@
 """``python -m airflow_bpm_provider.testing serve|demo``: the BPM emulator, or the whole demo.
 
-``serve`` runs the emulator in the foreground; ``demo`` runs the example DAGs with real Airflow
-against it and prints what they exported.
+``serve`` runs the emulator in the foreground with every system's demo data (``--system`` to
+choose), prints the URL and one ready-to-paste ``export AIRFLOW_CONN_...='...'`` line per
+connection, then serves until Ctrl+C or SIGTERM. ``--fail PATH_SUBSTRING:STATUS:TIMES`` injects
+failures (STATUS ``truncate`` cuts a download in half) so retries and error handling can be
+watched live; ``--advance-after SECONDS`` makes each process step after a completed task take
+that long, so waits (and deferrable sensors) really wait.
 
-Prints the URL and ready-to-paste ``AIRFLOW_CONN_...`` values, then serves until Ctrl+C or
-SIGTERM. ``--fail PATH_SUBSTRING:STATUS:TIMES`` injects failures (STATUS ``truncate`` cuts a
-download in half) so retries and error handling can be watched live.
+``demo`` runs the example DAGs with real Airflow against it, printing progress as it goes, and
+then what they exported and which tasks deferred and resumed.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -69,6 +74,32 @@ def _non_negative(kind: type) -> Any:
     return convert
 
 
+def _system_names(text: str) -> list[str]:
+    """``--system a,b``: names of demo systems, checked against demo_systems.SYSTEMS."""
+    from airflow_bpm_provider.testing.demo_systems import SYSTEMS, find_systems
+
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    try:
+        find_systems(names)
+    except KeyError as unknown:
+        known = ", ".join(name for system in SYSTEMS for name in system.names)
+        raise argparse.ArgumentTypeError(f"unknown system {unknown.args[0]} (known: {known})") from None
+    if not names:
+        raise argparse.ArgumentTypeError("expected a system name")
+    return names
+
+
+def _add_advance_after(parser: argparse.ArgumentParser, default: float, what: str) -> None:
+    parser.add_argument(
+        "--advance-after",
+        type=_non_negative(float),
+        default=default,
+        metavar="SECONDS",
+        help="each process step after a completed task (its next task, or its end) happens SECONDS "
+        f"later, as after an automated step, so waits are not over at their first check ({what})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_bpm_provider.testing", description="An emulator of the BPM APIs."
@@ -80,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_non_negative(int), default=8765, help="port (default 8765; 0 = any free)"
     )
     serve.add_argument("--seed", choices=("demo", "none"), default="demo", help="data to start with")
+    serve.add_argument(
+        "--system",
+        type=_system_names,
+        action="append",
+        default=None,
+        metavar="NAME[,NAME]",
+        help="seed and print connections only for these systems (repeatable; default every one): "
+        "questetra (= dataspider), activiti (= flowable, wso2), yuuvis, bonita",
+    )
+    _add_advance_after(serve, 0.0, "default 0: at once")
     serve.add_argument(
         "--large-file-mb",
         type=_non_negative(int),
@@ -112,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--large-file-mb", type=_non_negative(int), default=24, help="size of the large demo file"
     )
+    _add_advance_after(demo, 3.0, "default 3")
     demo.add_argument(
         "--no-events",
         action="store_true",
@@ -121,40 +163,67 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def demo(args: argparse.Namespace) -> int:
+    import time
     from pathlib import Path
 
-    from airflow_bpm_provider.testing.demo_run import print_summary, run_demo
+    from airflow_bpm_provider.testing.demo_run import heartbeat, print_summary, run_demo
 
     output = Path(args.output)
     events: dict[str, Any] = {}
 
+    def say(line: str) -> None:
+        print(line, flush=True)
+
     def event_demo(engine: Any, env: dict[str, str]) -> None:
         from airflow_bpm_provider.testing.demo_events import run_events_demo
 
-        events.update(run_events_demo(engine, DEMO_USER, env, output.resolve()))
+        started = time.monotonic()
+        say("Event-driven part: api-server, dag-processor, scheduler and triggerer, asset watcher ...")
+        with heartbeat(say):
+            events.update(run_events_demo(engine, DEMO_USER, env, output.resolve()))
+        outcome = "ok" if events.get("ok") else "FAILED"
+        say(f"Event-driven part {outcome} in {time.monotonic() - started:.1f} s")
 
-    results, manifests = run_demo(
+    outcome = run_demo(
         output,
         deferrable=args.deferrable,
+        advance_after=args.advance_after,
         dag_ids=args.dag,
         large_file_mb=args.large_file_mb,
         then=None if args.no_events or args.dag else event_demo,
+        progress=say,
     )
-    print_summary(results, manifests, output.resolve())
+    print_summary(outcome, output.resolve(), deferrable=args.deferrable)
     if events:
         from airflow_bpm_provider.testing.demo_events import print_events_summary
 
         print_events_summary(events)
-    return 0 if all(result.ok for result in results) and events.get("ok", True) else 1
+    return 0 if all(result.ok for result in outcome.results) and events.get("ok", True) else 1
+
+
+def chosen_systems(args: argparse.Namespace) -> list[Any]:
+    """The demo systems ``--system`` names (every one without it), in a fixed order."""
+    from airflow_bpm_provider.testing.demo_systems import SYSTEMS, find_systems
+
+    if not args.system:
+        return list(SYSTEMS)
+    return find_systems(name for names in args.system for name in names)
 
 
 def configure(emulator: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Seed the engine and arm the faults; returns the demo summary (user and password at least)."""
+    """Seed the chosen systems and arm the knobs; returns each seeded system's summary by name.
+
+    ``--seed none`` leaves the engine empty but for one user (``{}`` is returned). The step
+    delay is set after seeding, so the seeds' own task completions take effect at once.
+    """
+    from airflow_bpm_provider.testing.demo_systems import seed_all
+
     if args.seed == "demo":
-        summary = emulator.seed_demo(large_file_mb=args.large_file_mb)
+        summaries = seed_all(emulator.engine, large_file_mb=args.large_file_mb, systems=chosen_systems(args))
     else:
         emulator.engine.add_user(DEMO_USER, DEMO_PASSWORD)
-        summary = {"user": DEMO_USER, "password": DEMO_PASSWORD}
+        summaries = {}
+    emulator.engine.advance_after = args.advance_after
     emulator.faults.latency = args.latency
     for fault in args.fail:
         if fault.status is None:
@@ -162,35 +231,66 @@ def configure(emulator: Any, args: argparse.Namespace) -> dict[str, Any]:
         else:
             retry_after = str(args.retry_after) if args.retry_after is not None else None
             emulator.faults.add(fault.path_contains, fault.status, times=fault.times, retry_after=retry_after)
-    return summary
+    return summaries
 
 
-def connection_json(base_url: str, summary: dict[str, Any]) -> str:
-    return json.dumps(
-        {
-            "conn_type": "questetra",
-            "host": base_url,
-            "login": summary["user"],
-            "password": summary["password"],
-        },
-        ensure_ascii=False,
-    )
+def connection_line(conn_id: str, fields: dict[str, Any]) -> str:
+    """``export AIRFLOW_CONN_<ID>='<JSON>'``, quoted so a shell reads the JSON back unchanged."""
+    value = json.dumps(fields, ensure_ascii=False)
+    return f"export AIRFLOW_CONN_{conn_id.upper()}={shlex.quote(value)}"
+
+
+def connection_lines(url: str, summaries: dict[str, Any]) -> list[str]:
+    """A comment naming each seeded system, then one line per connection to it."""
+    from airflow_bpm_provider.testing.demo_systems import SYSTEMS
+
+    lines = []
+    for system in SYSTEMS:
+        if system.name not in summaries:
+            continue
+        lines.append(f"# {system.name}")
+        for conn_id, fields in system.connections(url, summaries[system.name]).items():
+            lines.append(connection_line(conn_id, fields))
+    return lines
+
+
+def _listen_error(args: argparse.Namespace, error: OSError) -> str:
+    where = f"{args.host}:{args.port}"
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"error: port {args.port} on {args.host} is already in use; "
+            "pick another with --port PORT, or --port 0 for any free one"
+        )
+    return f"error: cannot listen on {where}: {error.strerror or error}"
 
 
 def serve(args: argparse.Namespace) -> int:
     from airflow_bpm_provider.testing.server import Emulator
 
     emulator = Emulator(host=args.host, port=args.port)
-    summary = configure(emulator, args)
+    try:
+        emulator.bind()  # before seeding, so a port in use is reported at once
+    except OSError as error:
+        print(_listen_error(args, error), file=sys.stderr, flush=True)
+        return 2
+    summaries = configure(emulator, args)
     emulator.serve_in_background()
     stop = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stop.set())
     url = emulator.url
     print(f"BPM emulator listening on {url}", flush=True)
-    print(f"Questetra API at {url}, DataSpider BPM API at {url}/userweb", flush=True)
-    print(f"AIRFLOW_CONN_QUESTETRA_DEMO='{connection_json(url, summary)}'", flush=True)
-    print(f"AIRFLOW_CONN_DATASPIDER_DEMO='{connection_json(url + '/userweb', summary)}'", flush=True)
+    if summaries:
+        print("Connections (paste into the shell that runs Airflow):", flush=True)
+        for line in connection_lines(url, summaries):
+            print(line, flush=True)
+    else:
+        print(f"No demo data (--seed none); user {DEMO_USER}, password {DEMO_PASSWORD}", flush=True)
+    if args.advance_after:
+        print(
+            f"Process steps after a completed task take {args.advance_after:g} s (--advance-after)",
+            flush=True,
+        )
     print("Press Ctrl+C to stop.", flush=True)
     try:
         while not stop.wait(0.5):

@@ -21,7 +21,10 @@ DIALECTS: list[tuple[str, tuple[str, ...]]] = [
 
 
 class Knobs:
-    """Latency, injected faults and the request log, in front of every dialect.
+    """Latency, injected faults, the request log and due process steps, in front of every dialect.
+
+    Taking the steps that ``Engine.advance_after`` held back here, before any dialect reads the
+    engine, makes every API see a process move on at the same moment, without a timer thread.
 
     Plain ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs each
     response through an extra task and memory stream, a cost per request that made the emulator,
@@ -39,6 +42,7 @@ class Knobs:
             return
         method, path = scope["method"], scope["path"]
         self.engine.requests.append((method, path))
+        self.engine.advance_due()
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         fault = self.faults.take(method, path)
@@ -67,6 +71,11 @@ def create_app(engine: Engine, faults: FaultPlan) -> Any:
 
     @app.get("/_emulator/health")
     def health() -> dict[str, Any]:
-        return {"ok": True, "instances": len(engine.instances)}
+        return {
+            "ok": True,
+            "instances": len(engine.instances),
+            "advance_after": engine.advance_after,
+            "pending_steps": len(engine.pending),
+        }
 
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,11 @@ class DemoSystem:
     seed: Callable[..., Mapping[str, Any]]
     connections: Callable[[str, Mapping[str, Any]], Connections]
     dags: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """What ``serve --system`` accepts for it: the first word of each product in its name."""
+        return tuple(product.split()[0].lower() for product in self.name.split("/"))
 
 
 def _questetra_seed(engine: Engine, *, large_file_mb: int = 24) -> Mapping[str, Any]:
@@ -85,20 +90,42 @@ SYSTEMS: list[DemoSystem] = [
 ]
 
 
-def seed_all(engine: Engine, *, large_file_mb: int = 24) -> dict[str, Mapping[str, Any]]:
+def find_systems(names: Iterable[str]) -> list[DemoSystem]:
+    """The systems called ``names`` (any of each one's ``names``), in SYSTEMS order.
+
+    Raises KeyError naming the names no system has.
+    """
+    wanted = {name.strip().lower() for name in names}
+    unknown = wanted - {name for system in SYSTEMS for name in system.names}
+    if unknown:
+        raise KeyError(", ".join(sorted(unknown)))
+    return [system for system in SYSTEMS if wanted & set(system.names)]
+
+
+def seed_all(
+    engine: Engine, *, large_file_mb: int = 24, systems: Iterable[DemoSystem] | None = None
+) -> dict[str, Mapping[str, Any]]:
+    """Seed every system (or ``systems``); returns each one's demo summary by system name.
+
+    The seeds' own task completions take effect at once, whatever ``engine.advance_after`` is.
+    """
+    advance_after, engine.advance_after = engine.advance_after, 0.0
     summaries = {}
-    for system in SYSTEMS:
+    for system in SYSTEMS if systems is None else systems:
         if system.name.startswith("Questetra"):
             summaries[system.name] = system.seed(engine, large_file_mb=large_file_mb)
         else:
             summaries[system.name] = system.seed(engine)
+    engine.advance_after = advance_after
     return summaries
 
 
 def all_connections(url: str, summaries: Mapping[str, Mapping[str, Any]]) -> Connections:
+    """The connections of every system that ``summaries`` (from seed_all) has seeded."""
     connections: Connections = {}
     for system in SYSTEMS:
-        connections.update(system.connections(url, summaries[system.name]))
+        if system.name in summaries:
+            connections.update(system.connections(url, summaries[system.name]))
     return connections
 
 

@@ -13,7 +13,7 @@ import itertools
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 RUNNING, SUSPENDED, COMPLETED, FAILED, CANCELLED = "RUNNING", "SUSPENDED", "COMPLETED", "FAILED", "CANCELLED"
@@ -219,10 +219,32 @@ class TaskInstance:
         return self.display_name if self.display_name is not None else self.definition.name
 
 
-class Engine:
-    """Thread-safe state for all dialects. Ids come from one counter so they never collide."""
+@dataclass(frozen=True)
+class PendingStep:
+    """Where a process goes once ``due``: its task number ``index``, or its end in ``end_state``."""
 
-    def __init__(self) -> None:
+    due: datetime
+    index: int = 0
+    end_state: str | None = None
+
+
+class Engine:
+    """Thread-safe state for all dialects. Ids come from one counter so they never collide.
+
+    ``advance_after`` (seconds, default 0) lets each step a process takes after a completed task,
+    to its next task or to its end, happen that long later, as if an automated step ran in
+    between: a wait that starts right after a task is completed then really waits. A started
+    process is at its first task at once, as BPM engines run to the first wait state within the
+    start request (Questetra hands the starter that first form in its answer). The steps are
+    taken by :meth:`advance_due`, which the HTTP app calls before every request, with the due
+    time as their timestamp, so what a client sees depends on the clock only, not on timing.
+    """
+
+    def __init__(self, *, advance_after: float = 0.0) -> None:
+        if advance_after < 0:
+            raise ValueError(f"advance_after must not be negative, got {advance_after}")
+        self.advance_after = advance_after
+        self.pending: dict[int, PendingStep] = {}  # instance id -> its next step, once due
         self.lock = threading.RLock()
         self._ids = itertools.count(101)
         self.users: dict[str, str] = {}
@@ -403,6 +425,7 @@ class Engine:
         with self.lock:
             if instance.ended:
                 raise EngineError("conflict", f"process {instance.id} has already ended")
+            self.pending.pop(instance.id, None)
             instance.state = state
             instance.ended_at = now()
             instance.delete_reason = reason
@@ -418,6 +441,7 @@ class Engine:
             for file_id in [fid for fid, (inst, _, _) in self.files.items() if inst is instance]:
                 del self.files[file_id]
             del self.instances[instance.id]
+            self.pending.pop(instance.id, None)
 
     def suspend(self, instance: Instance, suspended: bool) -> None:
         with self.lock:
@@ -448,17 +472,58 @@ class Engine:
 
     # ---- tasks ------------------------------------------------------------------------------
 
-    def _enter(self, instance: Instance, index: int) -> None:
+    def _enter(self, instance: Instance, index: int, at: datetime | None = None) -> None:
         tasks = instance.definition.tasks
         if index >= len(tasks):
             instance.state = COMPLETED
-            instance.ended_at = now()
+            instance.ended_at = at or now()
             instance.current_node = None
             return
         task_def = tasks[index]
         instance.current_node = task_def.node_number
         task = TaskInstance(id=self.next_id(), instance=instance, definition=task_def)
+        if at is not None:
+            task.created_at = at
         self.tasks[task.id] = task
+
+    def _step_after_task(self, instance: Instance, *, index: int = 0, end: str | None = None) -> None:
+        """Go on to task ``index`` or end in ``end``: now, or ``advance_after`` seconds from now."""
+        if self.advance_after <= 0:
+            if end is not None:
+                self.end(instance, end)
+            else:
+                self._enter(instance, index)
+            return
+        # Between two steps the process runs with no task open, as during an automated step.
+        instance.current_node = None
+        due = now() + timedelta(seconds=self.advance_after)
+        self.pending[instance.id] = PendingStep(due, index, end)
+
+    def advance_due(self, at: datetime | None = None) -> int:
+        """Take every pending step due by ``at`` (default now), oldest first; returns how many.
+
+        A suspended process keeps its step until it is resumed and the step is due.
+        """
+        if not self.pending:  # the common case, checked on every request: no lock needed
+            return 0
+        at = at or now()
+        taken = 0
+        with self.lock:
+            due = sorted((step.due, iid) for iid, step in self.pending.items() if step.due <= at)
+            for _, instance_id in due:
+                instance = self.instances.get(instance_id)
+                if instance is not None and instance.state == SUSPENDED:
+                    continue
+                step = self.pending.pop(instance_id)
+                if instance is None or instance.ended:
+                    continue
+                if step.end_state is not None:
+                    self.end(instance, step.end_state)
+                    instance.ended_at = step.due
+                else:
+                    self._enter(instance, step.index, at=step.due)
+                taken += 1
+        return taken
 
     def task(self, task_id: int | str) -> TaskInstance:
         try:
@@ -527,12 +592,12 @@ class Engine:
             task.ended_at = now()
             task.assignee = task.assignee or user
             if outcome == "fail":
-                self.end(instance, FAILED)
+                self._step_after_task(instance, end=FAILED)
             elif outcome == "complete":
-                self.end(instance, COMPLETED)
+                self._step_after_task(instance, end=COMPLETED)
             else:
                 index = instance.definition.tasks.index(task.definition)
-                self._enter(instance, index + 1)
+                self._step_after_task(instance, index=index + 1)
 
     # ---- deployments, ad-hoc variables, delegation, attachments -----------------------------
 

@@ -15,11 +15,22 @@ from airflow_bpm_provider.testing.faults import FaultPlan
 class Emulator:
     """An engine, its fault plan and, once started, the HTTP server in front of them."""
 
-    def __init__(self, engine: Engine | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        advance_after: float | None = None,
+    ) -> None:
+        """``advance_after``: seconds each process step after a completed task takes (see Engine)."""
         self.engine = engine or Engine()
+        if advance_after is not None:
+            self.engine.advance_after = advance_after
         self.faults = FaultPlan()
         self.host = host
         self.port = port
+        self._socket: socket.socket | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -38,22 +49,47 @@ class Emulator:
         return seed_demo(self.engine, **options)
 
     @classmethod
-    def start(cls, engine: Engine | None = None, *, host: str = "127.0.0.1", port: int = 0) -> Emulator:
-        emulator = cls(engine, host=host, port=port)
+    def start(
+        cls,
+        engine: Engine | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        advance_after: float | None = None,
+    ) -> Emulator:
+        emulator = cls(engine, host=host, port=port, advance_after=advance_after)
         emulator.serve_in_background()
         return emulator
 
-    def serve_in_background(self, timeout: float = 15.0) -> None:
-        import uvicorn
+    def bind(self) -> None:
+        """Take the port (port 0: a free one, then in ``self.port``); raises OSError when it is taken.
 
+        Separate from serving, so a CLI can report a port in use before it seeds anything.
+        """
+        if self._socket is not None:
+            return
         # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets whose proto says TCP, and
         # with Nagle on, a reply written in two pieces (headers, body) waits for the client's
         # delayed ACK, about 40 ms, on every reused keep-alive connection.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((self.host, self.port))
+        try:
+            # SO_REUSEADDR lets a restart reuse a port in TIME_WAIT; on Linux it still refuses a
+            # port another socket listens on.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
         self.port = sock.getsockname()[1]
+        self._socket = sock
+
+    def serve_in_background(self, timeout: float = 15.0) -> None:
+        import uvicorn
+
+        self.bind()
+        sock, self._socket = self._socket, None
         config = uvicorn.Config(self.app(), log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -72,6 +108,9 @@ class Emulator:
         uvicorn.run(self.app(), host=self.host, port=self.port, log_level="info", lifespan="off")
 
     def stop(self) -> None:
+        if self._socket is not None:  # bound but never served
+            self._socket.close()
+            self._socket = None
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -16,9 +16,10 @@ from airflow_bpm_provider.testing.__main__ import (
     FaultSpec,
     build_parser,
     configure,
-    connection_json,
+    connection_line,
     parse_fault,
 )
+from airflow_bpm_provider.testing.demo import DEMO_PASSWORD, DEMO_USER
 from airflow_bpm_provider.testing.server import Emulator
 
 
@@ -95,6 +96,8 @@ def test_configure_seeds_and_arms_faults():
     args = build_parser().parse_args(
         [
             "serve",
+            "--system",
+            "questetra",
             "--large-file-mb",
             "1",
             "--latency",
@@ -105,7 +108,7 @@ def test_configure_seeds_and_arms_faults():
             "download:truncate",
         ]
     )
-    summary = configure(emulator, args)
+    summary = configure(emulator, args)["Questetra / DataSpider BPM"]
     assert summary["large_file"]["size"] == 1024 * 1024
     assert len(emulator.engine.instances) == len(summary["instances"])
     assert emulator.faults.latency == 0.5
@@ -126,19 +129,28 @@ def test_injected_statuses_can_carry_retry_after():
 
 def test_configure_without_seed_still_has_a_user():
     emulator = Emulator()
-    summary = configure(emulator, build_parser().parse_args(["serve", "--seed", "none"]))
+    summaries = configure(emulator, build_parser().parse_args(["serve", "--seed", "none"]))
+    assert summaries == {}
     assert not emulator.engine.instances and not emulator.engine.definitions
-    assert emulator.engine.check_password(summary["user"], summary["password"])
+    assert emulator.engine.check_password(DEMO_USER, DEMO_PASSWORD)
 
 
-def test_connection_json_is_an_airflow_connection():
-    value = json.loads(connection_json("http://127.0.0.1:1/userweb", {"user": "u@x", "password": "p"}))
-    assert value == {
+def test_connection_line_survives_a_shell():
+    fields = {
         "conn_type": "questetra",
         "host": "http://127.0.0.1:1/userweb",
         "login": "u@x",
-        "password": "p",
+        "password": "it's",
     }
+    line = connection_line("questetra_demo", fields)
+    assert line.startswith("export AIRFLOW_CONN_QUESTETRA_DEMO=")
+    echoed = subprocess.run(
+        ["bash", "-c", f"{line}\nprintenv AIRFLOW_CONN_QUESTETRA_DEMO"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(echoed) == fields
 
 
 def test_serve_in_a_subprocess():
@@ -149,6 +161,8 @@ def test_serve_in_a_subprocess():
         "serve",
         "--port",
         "0",
+        "--system",
+        "questetra",
         "--large-file-mb",
         "1",
     ]
