@@ -257,6 +257,7 @@ class ActivitiHook(AnswerChecks, BpmHook):
             "processDefinitionName",
             "processDefinitionId",
             "processDefinitionKey",
+            "processDefinitionUrl",
             "startTime",
             "endTime",
             "deleteReason",
@@ -272,7 +273,7 @@ class ActivitiHook(AnswerChecks, BpmHook):
         """A task answer (TaskResponse): an id, text name and assignee."""
         raw = self._need_object(request, reply, raw, "the task")
         self._need_id(request, reply, raw.get("id"), "the task's 'id'")
-        for key in ("name", "assignee", "processInstanceUrl"):
+        for key in ("name", "assignee", "processInstanceUrl", "processDefinitionUrl", "processDefinition"):
             self._optional(request, reply, raw, key, str, f"task {raw['id']}")
         self._optional(request, reply, raw, "processInstanceId", (str, int), f"task {raw['id']}")
         self._optional(request, reply, raw, "suspended", bool, f"task {raw['id']}")
