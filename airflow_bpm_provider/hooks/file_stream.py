@@ -71,18 +71,22 @@ class FileStream(io.RawIOBase):
         Pieces come straight from the reply's iterator, without the copy ``read`` makes.
         """
         self._check_open()
-        if self._pending:
-            pending, self._pending = bytes(self._pending), memoryview(b"")
-            for start in range(0, len(pending), chunk_size):
-                yield pending[start : start + chunk_size]
+        while self._pending:  # what read() left, taken piece by piece: an abandoned iterator loses nothing
+            chunk, self._pending = bytes(self._pending[:chunk_size]), self._pending[chunk_size:]
+            yield chunk
         if self._ended:
             return
         if self._pieces is None:
             self._pieces = self.reply.iter_bytes(chunk_size)
         try:
-            yield from self._pieces
-        finally:
+            # Not ``yield from``: closing a half-read iterator would close the reply's, and read()
+            # would lose the rest of the file.
+            for piece in self._pieces:  # noqa: UP028
+                yield piece
+        except BpmTransferError:
             self._ended = True
+            raise
+        self._ended = True
 
     # ---- io.RawIOBase -----------------------------------------------------------------------
 
