@@ -862,6 +862,10 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
             if business_key is not None
             else None
         )
+        if key_variable is not None and self.business_key_search_index is not None:
+            # The case search filters by the index that shows the key: no variable read per case.
+            common.append((f"searchIndex{self.business_key_search_index}Value", str(business_key)))
+            key_variable = None
         want_live = states is None or bool(states & LIVE_STATES)
         want_archived = states is None or any(s.ended for s in states)
         resources = [("bpm/case", False)] if want_live else []

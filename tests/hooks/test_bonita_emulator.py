@@ -154,6 +154,10 @@ def test_a_search_index_finds_the_business_key_in_two_searches(emu, monkeypatch)
     assert sent.count("/bonita/API/bpm/case") + sent.count("/bonita/API/bpm/archivedCase") == 2
     assert not [path for path in sent if "Variable" in path]
     assert hook.find_process_by_business_key(EXPENSE, "S-3") is None
+    before = len(emu.engine.requests)
+    (listed,) = hook.find_processes(definition=EXPENSE, business_key="S-1")
+    assert (listed.id, listed.business_key) == (first.id, "S-1")
+    assert not [path for _, path in emu.engine.requests[before:] if "Variable" in path]
     assert hook.get_process(first.id).business_key == "S-1"
     hook.close()
 

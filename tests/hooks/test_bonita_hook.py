@@ -802,6 +802,21 @@ def test_a_search_index_gives_the_key_and_a_one_search_lookup(httpserver: HTTPSe
         )
 
 
+def test_find_processes_by_business_key_filters_on_the_search_index(
+    httpserver: HTTPServer, bonita: FakeBonita
+):
+    # API@bpm@case.yaml / API@bpm@archivedCase.yaml: f=searchIndexNValue=.. (since 10.3 - 2025.1)
+    indexed = {**CASE, "searchIndex1Label": "invoiceRef", "searchIndex1Value": "INV-7"}
+    httpserver.expect_request(f"{BASE}/API/bpm/case").respond_with_json([indexed])
+    httpserver.expect_request(f"{BASE}/API/bpm/archivedCase").respond_with_json([])
+    hook = make_hook(httpserver, business_key_variable="invoiceRef", business_key_search_index=1)
+    (found,) = hook.find_processes(business_key="INV-7")
+    assert (found.id, found.business_key) == ("1001", "INV-7")
+    searches = [r for r in bonita.requests() if r.path.endswith(("/bpm/case", "/bpm/archivedCase"))]
+    assert [r.args.getlist("f") for r in searches] == [["searchIndex1Value=INV-7"]] * 2
+    assert bonita.requests("Variable") == []
+
+
 def test_case_unknown_live_and_archived_is_not_found(httpserver: HTTPServer, bonita: FakeBonita):
     httpserver.expect_request(f"{BASE}/API/bpm/case/404").respond_with_json(
         {"message": "not found"}, status=404
