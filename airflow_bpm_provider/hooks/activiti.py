@@ -258,6 +258,7 @@ class ActivitiHook(AnswerChecks, BpmHook):
             "processDefinitionName",
             "processDefinitionId",
             "processDefinitionKey",
+            "processDefinitionUrl",
             "startTime",
             "endTime",
             "deleteReason",
@@ -273,7 +274,7 @@ class ActivitiHook(AnswerChecks, BpmHook):
         """A task answer (TaskResponse): an id, text name and assignee."""
         raw = self._need_object(request, reply, raw, "the task")
         self._need_id(request, reply, raw.get("id"), "the task's 'id'")
-        for key in ("name", "assignee", "processInstanceUrl"):
+        for key in ("name", "assignee", "processInstanceUrl", "processDefinitionUrl", "processDefinition"):
             self._optional(request, reply, raw, key, str, f"task {raw['id']}")
         self._optional(request, reply, raw, "processInstanceId", (str, int), f"task {raw['id']}")
         self._optional(request, reply, raw, "suspended", bool, f"task {raw['id']}")
@@ -681,6 +682,16 @@ class ActivitiHook(AnswerChecks, BpmHook):
             idempotent=True,
         )
 
+    def unassign_task(self, task_id: str) -> None:
+        """POST runtime/tasks/{id} ``{"action": "claim", "assignee": null}``.
+
+        Activiti/Flowable user guide, "Task actions": claiming with a null assignee assigns the
+        task to no one, claimable again. Doing it twice changes nothing, so a re-send is safe.
+        """
+        self._send_json(
+            "POST", f"/runtime/tasks/{_q(task_id)}", {"action": "claim", "assignee": None}, idempotent=True
+        )
+
     def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None, **options: Any) -> None:
         """Complete with variables. Option ``outcome``: the form outcome (Flowable 6+ only)."""
         unknown = set(options) - {"outcome"}
@@ -750,7 +761,7 @@ class ActivitiHook(AnswerChecks, BpmHook):
         return found, True
 
     @contextmanager
-    def open_file(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
+    def _open_reply(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
         if file.external_url:
             raise BpmValidationError(
                 f"{file.name!r} is a link to {file.external_url}, not content stored on the server",

@@ -8,9 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from airflow_bpm_provider.hooks.activiti_variables import parse_date
 from airflow_bpm_provider.models import ProcessInstance, ProcessState, Task
+
+
+def definition_id(raw: Mapping[str, Any]) -> str | None:
+    """``processDefinitionId``, else the id at the end of the definition's URL.
+
+    Activiti 5.21 (WSO2 EI) answers carry the definition as a URL: ``processDefinitionUrl`` on
+    instances, ``processDefinition`` on tasks (seed 004, ".../process-definitions/
+    bpmnTaskProcess%3A1%3A4"); its last path segment is the id, percent-encoded.
+    """
+    value = raw.get("processDefinitionId")
+    if value:
+        # The Activiti 5.21 user guide prints the id percent-encoded ("oneTaskProcess%3A1%3A4").
+        return unquote(str(value)) if ":" not in str(value) else str(value)
+    url = raw.get("processDefinitionUrl") or raw.get("processDefinition")
+    segment = last_segment(str(url).split("?", 1)[0].split("#", 1)[0]) if isinstance(url, str) else None
+    return unquote(segment) if segment else None
 
 
 def definition_key(raw: Mapping[str, Any]) -> str | None:
@@ -18,11 +35,11 @@ def definition_key(raw: Mapping[str, Any]) -> str | None:
     key = raw.get("processDefinitionKey")
     if key:
         return str(key)
-    definition_id = raw.get("processDefinitionId")
-    if not definition_id:
+    found = definition_id(raw)
+    if not found:
         return None
-    parts = str(definition_id).rsplit(":", 2)
-    return parts[0] if len(parts) == 3 else str(definition_id)
+    parts = found.rsplit(":", 2)
+    return parts[0] if len(parts) == 3 else found
 
 
 def runtime_state(raw: Mapping[str, Any]) -> tuple[ProcessState, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -28,6 +28,7 @@ from airflow_bpm_provider.hooks.settings import ConnectionSettings
 from airflow_bpm_provider.models import ProcessState
 
 if TYPE_CHECKING:
+    from airflow_bpm_provider.hooks.file_stream import FileStream
     from airflow_bpm_provider.hooks.http import AsyncTransport, SyncTransport
     from airflow_bpm_provider.models import ProcessFile, ProcessInstance, Task
 
@@ -597,6 +598,18 @@ class BpmHook(BaseHook, abc.ABC):
     @abc.abstractmethod
     def claim_task(self, task_id: str, assignee: str | None = None) -> None: ...
 
+    def unassign_task(self, task_id: str) -> None:
+        """Release a claimed task: no one holds it, and those it is offered to may claim it again.
+
+        Releasing a task no one holds is no error. Systems whose API has no such call raise
+        :class:`BpmConfigError` saying so.
+        """
+        raise BpmConfigError(
+            f"releasing a claimed task is not supported by the {self.system} API",
+            system=self.system,
+            conn_id=self.bpm_conn_id,
+        )
+
     @abc.abstractmethod
     def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None, **options: Any) -> None:
         """Complete an open task; ``options`` are vendor-specific (Questetra's ``flow``, ...)."""
@@ -604,13 +617,27 @@ class BpmHook(BaseHook, abc.ABC):
     @abc.abstractmethod
     def list_files(self, instance_id: str) -> Iterator[ProcessFile]: ...
 
-    @abc.abstractmethod
-    def open_file(self, file: ProcessFile, *, offset: int = 0) -> AbstractContextManager[Reply]:
-        """A context manager yielding a streamed :class:`Reply` (``iter_bytes``, headers).
+    @contextmanager
+    def open_file(self, file: ProcessFile, *, offset: int = 0) -> Iterator[FileStream]:
+        """A context manager yielding the file's content as a binary file object.
+
+        The :class:`~airflow_bpm_provider.hooks.file_stream.FileStream` reads like an open file
+        (``read(n)``, ``read()``, ``readinto``; fit for ``shutil.copyfileobj`` and boto3's
+        ``upload_fileobj``) and still offers the reply's ``iter_bytes``, ``status`` and
+        ``headers``. It streams with bounded memory; a body that breaks off raises
+        :class:`BpmTransferError`.
 
         With ``offset`` the request asks for the bytes from there on (``Range: bytes=N-``); the
-        server may answer 206 with that range or ignore it (200, the whole file): check the status.
+        server may answer 206 with that range or ignore it (200, the whole file): check ``status``.
         """
+        from airflow_bpm_provider.hooks.file_stream import FileStream
+
+        with self._open_reply(file, offset=offset) as reply, FileStream(reply) as stream:
+            yield stream
+
+    def _open_reply(self, file: ProcessFile, *, offset: int = 0) -> AbstractContextManager[Reply]:
+        """A context manager yielding the file's streamed :class:`Reply`; each dialect's download."""
+        raise NotImplementedError(f"{type(self).__name__} cannot download files")
 
     def ui_url(self, instance_id: str) -> str | None:
         """Where a person sees this process in the BPM system's UI: the ``ui_url`` extra's page.

@@ -14,6 +14,11 @@ access token in ``Authorization: Bearer`` and no session at all.
 Bonita has no business key. With extra ``business_key_variable`` set, ``start_process`` sends the
 key as the contract input (or, for ``via="case"``, the process variable) of that name, and
 ``find_process_by_business_key`` reads that case variable of the process's cases to find it again.
+The case variable search filters by ``case_id`` only (seed 001, API@bpm@caseVariable.yaml;
+archivedCaseVariable requires it), so no search finds a case by a variable's value. Bonita 2025.1+
+filters cases by a search index value (``f=searchIndexNValue=``, API@bpm@case.yaml): with extra
+``business_key_search_index`` (1-5, the index that shows the key variable) the lookup is one
+search per resource, and ``get_process`` reads the key from the case itself.
 """
 
 from __future__ import annotations
@@ -108,6 +113,20 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
     def business_key_variable(self) -> str | None:
         value = self.settings.extra_value("business_key_variable")
         return str(value).strip() or None if value is not None else None
+
+    @cached_property
+    def business_key_search_index(self) -> int | None:
+        """The search index (1-5) that shows the business-key variable, if the process defines one."""
+        value = self.settings.extra_value("business_key_search_index")
+        if value in (None, ""):
+            return None
+        number = self._positive_int(value, "business_key_search_index")
+        if number > 5:
+            raise BpmConfigError(
+                f"business_key_search_index must be 1 to 5 (Bonita has five search indexes), got {value!r}",
+                conn_id=self.bpm_conn_id,
+            )
+        return number
 
     def _positive_int(self, value: Any, what: str) -> int:
         try:
@@ -665,7 +684,8 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
             body = self._json(live, reply)
             if not isinstance(body, Mapping):
                 raise self._unexpected(live, reply, f"a case must be a JSON object, got {kind(body)}")
-            return self._instance(body, archived=False, where=live)
+            instance = self._instance(body, archived=False, where=live)
+            return (yield from self._business_key_flow(instance, archived=False))
         params = self._search_params(0, 1, [("sourceObjectId", case_id)], None, None, ["processDefinitionId"])
         archived = Request("GET", "/API/bpm/archivedCase", params=params)
         reply = yield archived
@@ -682,7 +702,36 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
                 path=live.path,
                 status=404,
             )
-        return self._instance(body[0], archived=True, where=archived)
+        instance = self._instance(body[0], archived=True, where=archived)
+        return (yield from self._business_key_flow(instance, archived=True))
+
+    def _key_from_index(self, instance: ProcessInstance) -> ProcessInstance:
+        index = self.business_key_search_index if self.business_key_variable else None
+        value = instance.raw.get(f"searchIndex{index}Value") if index is not None else None
+        return replace_key(instance, str(value)) if value not in (None, "") else instance
+
+    def _business_key_flow(self, instance: ProcessInstance, *, archived: bool) -> Flow[ProcessInstance]:
+        """The case with its business key: the search index that shows it (no request), else the
+        key variable (caseVariable, or archivedCaseVariable once ended, Bonita 2022.1+). A case
+        without the variable, or a server without the archived resource, has no key."""
+        variable = self.business_key_variable
+        if not variable:
+            return instance
+        if self.business_key_search_index is not None:
+            return self._key_from_index(instance)
+        resource = "archivedCaseVariable" if archived else "caseVariable"
+        request = Request(
+            "GET", f"/API/bpm/{resource}/{self._check_id(instance.id, 'case id')}/{self._name(variable)}"
+        )
+        try:
+            reply = yield request
+        except BpmNotFound:
+            return instance
+        body = self._json(request, reply)
+        if not isinstance(body, Mapping):
+            raise self._unexpected(request, reply, "a variable must be a JSON object")
+        value = self._checked_variable(request, reply, body).value
+        return replace_key(instance, str(value)) if value not in (None, "") else instance
 
     # ---- batched reads for triggers (see hooks/batch_reads.py) ------------------------------
 
@@ -814,6 +863,10 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
             if business_key is not None
             else None
         )
+        if key_variable is not None and self.business_key_search_index is not None:
+            # The case search filters by the index that shows the key: no variable read per case.
+            common.append((f"searchIndex{self.business_key_search_index}Value", str(business_key)))
+            key_variable = None
         want_live = states is None or bool(states & LIVE_STATES)
         want_archived = states is None or any(s.ended for s in states)
         resources = [("bpm/case", False)] if want_live else []
@@ -836,7 +889,10 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
                         instance, key_variable, business_key, archived=archived
                     ):
                         settled.add(instance.id)
-                        yield instance
+                        if business_key is not None:
+                            yield replace_key(instance, str(business_key))
+                        else:  # the key costs nothing only where a search index shows it
+                            yield self._key_from_index(instance)
                     elif archived:  # an archived case does not change any more
                         settled.add(instance.id)
 
@@ -875,6 +931,8 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
                 "Bonita has no business key; set the connection extra 'business_key_variable' to enable this"
             )
         name = self.get_process_definition(process).get("name")
+        if self.business_key_search_index is not None:
+            return self._find_by_search_index(str(name), str(business_key), self.business_key_search_index)
         limit = self._positive_int(
             self.settings.extra_value("business_key_scan_limit", DEFAULT_BUSINESS_KEY_SCAN),
             "business_key_scan_limit",
@@ -910,6 +968,28 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
                 if self._has_key(instance, variable, business_key, archived=archived):
                     found = replace_key(instance, str(business_key))
                     break
+        return found
+
+    def _find_by_search_index(self, name: str, business_key: str, index: int) -> ProcessInstance | None:
+        """The newest case of ``name`` whose search index ``index`` shows ``business_key``: one
+        search of the live cases and one of the archived ones (``f=searchIndexNValue=``), one row
+        each, newest first; the newer of the two wins."""
+        filters = [("name", name), (f"searchIndex{index}Value", business_key)]
+        found: ProcessInstance | None = None
+        for resource, archived, order in (
+            ("bpm/case", False, NEWEST_CASES_FIRST),
+            ("bpm/archivedCase", True, NEWEST_ARCHIVED_CASES_FIRST),
+        ):
+            batch, _ = self._run(
+                self._page_flow(resource, 0, 1, filters=filters, order=order, deploy=["processDefinitionId"])
+            )
+            for case in batch[:1]:
+                instance = self._instance(case, archived=archived)
+                # the index shows the key, but a server that ignored the filter must not fool us
+                if str(case.get(f"searchIndex{index}Value")) != business_key:
+                    continue
+                if found is None or _int(instance.id) > _int(found.id):
+                    found = replace_key(instance, business_key)
         return found
 
     def find_unclaimed_starts(self, process: str, started_after: datetime) -> list[ProcessInstance]:
@@ -1030,6 +1110,15 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
             )
         self.request(Request("PUT", f"/API/bpm/humanTask/{task}", json={"assigned_id": user_id}))
 
+    def unassign_task(self, task_id: str) -> None:
+        """PUT /API/bpm/humanTask/{id} ``{"assigned_id": ""}`` (HumanTaskUpdateRequest.yaml).
+
+        Bonita's BPM API documentation releases a task with an empty ``assigned_id``; the task
+        then reads ``assigned_id: "0"``, "unassigned" (FlowNode.yaml).
+        """
+        task = self._check_id(task_id, "task id")
+        self.request(Request("PUT", f"/API/bpm/humanTask/{task}", json={"assigned_id": ""}))
+
     def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None, **options: Any) -> None:
         """POST /API/bpm/userTask/{id}/execution (API@bpm@userTask@{id}@execution.yaml).
 
@@ -1114,7 +1203,7 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
         )
 
     @contextmanager
-    def open_file(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
+    def _open_reply(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
         """GET /portal/documentDownload?fileName=..&contentStorageId=.. streamed (the document's ``url``)."""
         if file.external_url:
             raise BpmNotFound(

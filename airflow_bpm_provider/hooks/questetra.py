@@ -1027,6 +1027,18 @@ class QuestetraHook(AnswerChecks, BpmHook):
             )
         self.reallocate(wid, match.group(1), match.group(2))
 
+    def unassign_task(self, task_id: str) -> None:
+        """Not possible: the Workflow API can accept a task or force-allocate it to a named user
+        (``API/PIM/Workitem/reallocate`` needs ``quserId`` and ``qgroupId``), never give it back
+        to those it was offered to (DataSpider BPM Workflow API reference, seed 003)."""
+        wid = self._numeric(task_id, "task id")
+        raise BpmConfigError(
+            f"releasing task {wid} is not supported by the Questetra API: it can only accept a task "
+            "or reallocate it to a named user (claim_task(task_id, 'quserId:qgroupId'))",
+            system=self.system,
+            conn_id=self.bpm_conn_id,
+        )
+
     def _accept(self, wid: str) -> None:
         # Accepting first costs one request when the task is offered, the usual case; only a
         # refusal needs the lookup that tells "already mine" from "someone else's".
@@ -1120,7 +1132,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
         return iter([file for _, _, file in files])
 
     @contextmanager
-    def open_file(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
+    def _open_reply(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
         file_id, data_id = file.ref.get("id"), file.ref.get("processDataInstanceId")
         if file_id is None or data_id is None:
             raise BpmConfigError(

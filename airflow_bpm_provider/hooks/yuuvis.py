@@ -73,6 +73,7 @@ SESSION_COOKIE = "GWSESSIONID"
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_DOCUMENT_VARIABLES = ("documentId",)
 TASK_ACTIONS = ("claim", "complete", "delegate", "resolve")
+UNASSIGNED = "\x00unassigned"  # sentinel of _task_action: send ``"assignee": null``
 GENERIC_PROCESS_FILTERS = ("definition", "states", "query", "page_size")
 VISIBILITY_HINT = "yuuvis shows a user only the processes they started and the tasks they may act on"
 START_PERMISSION_HINT = (
@@ -614,6 +615,11 @@ class YuuvisBpmHook(AnswerChecks, BpmHook):
         user = assignee or self.current_user_id
         self._task_action(task_id, "claim", assignee=str(user))
 
+    def unassign_task(self, task_id: str) -> None:
+        """POST tasks/{id} ``{"action": "claim", "assignee": null}``: the engine is Flowable, whose
+        claim with a null assignee leaves the task to no one, claimable again."""
+        self._task_action(task_id, "claim", assignee=UNASSIGNED)
+
     def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None, **options: Any) -> None:
         if options:
             raise BpmConfigError(
@@ -643,7 +649,9 @@ class YuuvisBpmHook(AnswerChecks, BpmHook):
         if action not in TASK_ACTIONS:
             raise BpmConfigError(f"unknown task action {action!r}", conn_id=self.bpm_conn_id)
         body: dict[str, Any] = {"action": action}
-        if assignee is not None:
+        if assignee is UNASSIGNED:
+            body["assignee"] = None
+        elif assignee is not None:
             body["assignee"] = assignee
         typed = typed_variables(variables, conn_id=self.bpm_conn_id)
         if typed:
@@ -757,7 +765,7 @@ class YuuvisBpmHook(AnswerChecks, BpmHook):
         return self._need_object(request, reply, first_object(self._json(request, reply)), "the DMS object")
 
     @contextlib.contextmanager
-    def open_file(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
+    def _open_reply(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
         """The content of a DMS object, streamed; name and size are in the reply's headers
         (see :func:`airflow_bpm_provider.hooks.disposition.file_name_from_reply`)."""
         object_id = (file.ref or {}).get("object_id")

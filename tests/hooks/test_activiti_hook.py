@@ -28,6 +28,7 @@ from airflow_bpm_provider.exceptions import (
     BpmValidationError,
 )
 from airflow_bpm_provider.hooks.activiti import ActivitiHook
+from airflow_bpm_provider.hooks.activiti_models import definition_id, definition_key, process_from_history
 from airflow_bpm_provider.hooks.registry import hook_class
 from airflow_bpm_provider.hooks.retry import RetryPolicy
 from airflow_bpm_provider.models import ProcessFile, ProcessState
@@ -399,6 +400,79 @@ def test_get_process_falls_back_to_the_history_once_the_runtime_404s(
     assert instance.definition == "order"
     assert instance.started_at == datetime(2015, 1, 17, 10, 17, 43, 902000, tzinfo=UTC)
     assert instance.ended_at == datetime(2015, 1, 17, 11, 0, tzinfo=UTC)
+
+
+def test_the_definition_is_read_from_process_definition_url_without_id_or_key(httpserver: HTTPServer):
+    # Seed 004 (WSO2 EI BPMN REST API, "Get a Process Instance"), with processDefinitionId left
+    # out, as answers of Activiti 5.21 may: the definition is only in processDefinitionUrl.
+    documented = runtime_instance()
+    del documented["processDefinitionId"]
+    httpserver.expect_oneshot_request(
+        "/bpmn/runtime/process-instances/27504", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json(documented)
+    instance = make_hook(httpserver).get_process("27504")
+    assert instance.definition == "sampleJavaServiceTask"  # from ...sampleJavaServiceTask%3A1%3A27503
+    assert instance.state is ProcessState.RUNNING
+
+
+def test_a_historic_answer_in_activitis_documented_shape_names_its_definition(httpserver: HTTPServer):
+    # Activiti 5.21 user guide, "Get a historic process instance": the id printed percent-encoded,
+    # the definition's URL ending in oneTaskProcess%3A1%3A4.
+    documented = {
+        "id": "5",
+        "businessKey": "myKey",
+        "processDefinitionId": "oneTaskProcess%3A1%3A4",
+        "processDefinitionUrl": "http://localhost:8182/repository/process-definitions/oneTaskProcess%3A1%3A4",
+        "startTime": "2013-04-17T10:17:43.902+0000",
+        "endTime": "2013-04-18T14:06:32.715+0000",
+        "durationInMillis": 86400056,
+        "startUserId": "kermit",
+        "startActivityId": "startEvent",
+        "endActivityId": "endEvent",
+        "deleteReason": None,
+        "superProcessInstanceId": "3",
+        "url": "http://localhost:8182/history/historic-process-instances/5",
+        "variables": None,
+        "tenantId": None,
+    }
+    httpserver.expect_ordered_request(
+        "/activiti-rest/service/runtime/process-instances/5", method="GET", headers=AUTH, query_string=""
+    ).respond_with_json({"errorMessage": "Could not find a process instance", "statusCode": 404}, status=404)
+    httpserver.expect_ordered_request(
+        "/activiti-rest/service/history/historic-process-instances/5",
+        method="GET",
+        headers=AUTH,
+        query_string="",
+    ).respond_with_json(documented)
+    instance = make_hook(httpserver, "/activiti-rest/service").get_process("5")
+    assert (instance.definition, instance.state) == ("oneTaskProcess", ProcessState.COMPLETED)
+    without_id = {key: value for key, value in documented.items() if key != "processDefinitionId"}
+    assert process_from_history(without_id).definition == "oneTaskProcess"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Seed 004, "List all Tasks": a task names its definition only by URL.
+        (
+            {
+                "processDefinition": "https://localhost:9445/bpmn/repository/process-definitions/bpmnTaskProcess%3A1%3A4"
+            },
+            ("bpmnTaskProcess:1:4", "bpmnTaskProcess"),
+        ),
+        (
+            {"processDefinitionUrl": "http://h/repository/process-definitions/a%2Fb%3A2%3A9/"},
+            ("a/b:2:9", "a/b"),
+        ),
+        (
+            {"processDefinitionKey": "k", "processDefinitionUrl": "http://h/x/other%3A1%3A1"},
+            ("other:1:1", "k"),
+        ),
+        ({}, (None, None)),
+    ],
+)
+def test_definition_id_and_key_from_the_url(raw: dict, expected: tuple):
+    assert (definition_id(raw), definition_key(raw)) == expected
 
 
 def test_history_without_end_time_is_still_running(httpserver: HTTPServer):
@@ -814,6 +888,34 @@ def test_claim_defaults_to_the_connection_login(httpserver: HTTPServer, base: st
     ).respond_with_data("", status=200)
     make_hook(httpserver, base).claim_task("8")
     httpserver.check_assertions()
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_unassign_claims_for_a_null_assignee(httpserver: HTTPServer, base: str):
+    # Activiti 5.21 / Flowable user guide, "Task actions": "claim" with "assignee": null assigns
+    # the task to no one, claimable again (TaskActionRequest in the Flowable swagger).
+    httpserver.expect_oneshot_request(
+        f"{base}/runtime/tasks/8",
+        method="POST",
+        json={"action": "claim", "assignee": None},
+        headers=AUTH,
+        query_string="",
+    ).respond_with_data("", status=200)
+    make_hook(httpserver, base).unassign_task("8")
+    httpserver.check_assertions()
+
+
+def test_unassign_of_an_ended_task_is_not_found(httpserver: HTTPServer):
+    httpserver.expect_oneshot_request("/bpmn/runtime/tasks/8", method="POST").respond_with_json(
+        {"statusCode": 404, "errorMessage": "Could not find a task with id '8'."}, status=404
+    )
+    with pytest.raises(BpmNotFound, match="Could not find a task with id '8'") as info:
+        make_hook(httpserver).unassign_task("8")
+    assert (info.value.conn_id, info.value.method, info.value.path) == (
+        "activiti_test",
+        "POST",
+        "/runtime/tasks/8",  # relative to the connection's base URL
+    )
 
 
 def test_claim_conflict_is_a_bpm_conflict_with_the_servers_message(httpserver: HTTPServer):

@@ -7,7 +7,6 @@ import base64
 import logging
 import re
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -27,7 +26,7 @@ from airflow_bpm_provider.exceptions import (
     BpmValidationError,
 )
 from airflow_bpm_provider.hooks.base import BpmHook
-from airflow_bpm_provider.hooks.http import Flow, Reply, Request
+from airflow_bpm_provider.hooks.http import Flow, Request
 from airflow_bpm_provider.hooks.retry import RetryPolicy
 from airflow_bpm_provider.models import ProcessFile, ProcessInstance, ProcessState, Task
 
@@ -79,9 +78,6 @@ class EchoHook(BpmHook):
 
     def list_files(self, instance_id: str) -> Iterator[ProcessFile]:
         return iter(())
-
-    def open_file(self, file: ProcessFile) -> AbstractContextManager[Reply]:
-        raise NotImplementedError
 
 
 class SessionHook(EchoHook):

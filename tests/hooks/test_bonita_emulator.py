@@ -20,7 +20,7 @@ from airflow_bpm_provider.exceptions import (
 )
 from airflow_bpm_provider.hooks.bonita import BonitaHook
 from airflow_bpm_provider.hooks.registry import get_bpm_hook
-from airflow_bpm_provider.models import ProcessState
+from airflow_bpm_provider.models import ProcessFile, ProcessState
 from airflow_bpm_provider.operators.files import BpmDownloadProcessFilesOperator
 from airflow_bpm_provider.operators.process import BpmStartProcessOperator
 from airflow_bpm_provider.operators.task import BpmCompleteTaskOperator
@@ -122,6 +122,44 @@ def test_start_review_and_end_with_contracts(emu, hook, demo):
     assert ended.definition_name == EXPENSE
     assert hook.find_process_by_business_key(EXPENSE, "K-42").state is ProcessState.COMPLETED
     assert hook.get_archived_case_variable(instance.id, "approved").value is True
+
+
+def test_get_process_has_the_business_key_so_the_export_title_falls_back_to_it(emu, hook, tmp_path):
+    from airflow_bpm_provider.transfer.export import layout_values
+
+    instance = hook.start_process(
+        EXPENSE, variables={"employee": "Helen", "amount": 5, "itemCount": 1}, business_key="K-77"
+    )
+    live = hook.get_process(instance.id)
+    assert live.business_key == "K-77" and live.title is None
+    assert layout_values(live, ProcessFile("a.txt", 1, None, live.id))["title"] == "K-77"
+    emu.engine.end(emu.engine.instance(instance.id), "COMPLETED")
+    assert hook.get_process(instance.id).business_key == "K-77"  # archivedCaseVariable
+
+
+def test_a_search_index_finds_the_business_key_in_two_searches(emu, monkeypatch):
+    state_for(emu.engine).search_indexes = {3: "businessKey"}
+    connection = bonita_demo_connection(emu.url)
+    connection["extra"] = {**connection["extra"], "business_key_search_index": 3}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
+    hook = get_bpm_hook(CONN_ID)
+    first = hook.start_process(
+        EXPENSE, variables={"employee": "A", "amount": 1, "itemCount": 1}, business_key="S-1"
+    )
+    hook.start_process(EXPENSE, variables={"employee": "B", "amount": 2, "itemCount": 1}, business_key="S-2")
+    before = len(emu.engine.requests)
+    found = hook.find_process_by_business_key(EXPENSE, "S-1")
+    assert found is not None and (found.id, found.business_key) == (first.id, "S-1")
+    sent = [path for _, path in emu.engine.requests[before:]]
+    assert sent.count("/bonita/API/bpm/case") + sent.count("/bonita/API/bpm/archivedCase") == 2
+    assert not [path for path in sent if "Variable" in path]
+    assert hook.find_process_by_business_key(EXPENSE, "S-3") is None
+    before = len(emu.engine.requests)
+    (listed,) = hook.find_processes(definition=EXPENSE, business_key="S-1")
+    assert (listed.id, listed.business_key) == (first.id, "S-1")
+    assert not [path for _, path in emu.engine.requests[before:] if "Variable" in path]
+    assert hook.get_process(first.id).business_key == "S-1"
+    hook.close()
 
 
 def test_contract_violation_and_unknown_process_are_clear(emu, hook):

@@ -726,6 +726,97 @@ def test_get_process_falls_back_to_the_archived_case_after_404(httpserver: HTTPS
     assert instance.ended_at == datetime(2024, 3, 2, 8, 0, tzinfo=UTC)
 
 
+def test_get_process_reads_the_business_key_variable_live_and_archived(
+    httpserver: HTTPServer, bonita: FakeBonita
+):
+    # API@bpm@caseVariable@{id}@{variableName}.yaml (live) and archivedCaseVariable (ended, 2022.1+)
+    httpserver.expect_request(f"{BASE}/API/bpm/case/1001").respond_with_json(CASE)
+    httpserver.expect_request(f"{BASE}/API/bpm/caseVariable/1001/invoiceRef").respond_with_json(
+        {
+            "name": "invoiceRef",
+            "value": "INV-1",
+            "type": "java.lang.String",
+            "case_id": "1001",
+            "description": "",
+        }
+    )
+    httpserver.expect_request(f"{BASE}/API/bpm/case/1002").respond_with_json(
+        {"message": "not found"}, status=404
+    )
+    httpserver.expect_request(f"{BASE}/API/bpm/archivedCase").respond_with_json(
+        [{**CASE, "id": "5005", "sourceObjectId": "1002", "state": "completed"}]
+    )
+    httpserver.expect_request(f"{BASE}/API/bpm/archivedCaseVariable/1002/invoiceRef").respond_with_json(
+        {"name": "invoiceRef", "value": "INV-2", "type": "java.lang.String", "case_id": "1002"}
+    )
+    httpserver.expect_request(f"{BASE}/API/bpm/case/1003").respond_with_json({**CASE, "id": "1003"})
+    httpserver.expect_request(f"{BASE}/API/bpm/caseVariable/1003/invoiceRef").respond_with_json(
+        {"message": "not found"}, status=404
+    )
+    hook = make_hook(httpserver, business_key_variable="invoiceRef")
+    assert hook.get_process("1001").business_key == "INV-1"
+    assert hook.get_process("1002").business_key == "INV-2"
+    assert hook.get_process("1003").business_key is None  # a case without the variable has no key
+    assert asyncio.run(hook.aget_process("1001")).business_key == "INV-1"  # the triggers' twin
+    assert make_hook(httpserver).get_process("1001").business_key is None  # no variable named
+
+
+def test_a_search_index_gives_the_key_and_a_one_search_lookup(httpserver: HTTPServer, bonita: FakeBonita):
+    # API@bpm@case.yaml / API@bpm@archivedCase.yaml: f=searchIndexNValue=.. (since 10.3 - 2025.1);
+    # ProcessInstance.yaml: searchIndexNLabel / searchIndexNValue on every case.
+    indexed = {**CASE, "searchIndex2Label": "invoiceRef", "searchIndex2Value": "INV-7"}
+    httpserver.expect_request(f"{BASE}/API/bpm/process/8801").respond_with_json(DEFINITION)
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/case",
+        query_string=qs(
+            ("p", 0),
+            ("c", 1),
+            ("f", "name=Expense report"),
+            ("f", "searchIndex2Value=INV-7"),
+            ("o", "id DESC"),
+            ("d", "processDefinitionId"),
+        ),
+    ).respond_with_json([{**indexed, "id": "12"}], headers={"Content-Range": "0-0/3"})
+    httpserver.expect_request(
+        f"{BASE}/API/bpm/archivedCase",
+        query_string=qs(
+            ("p", 0),
+            ("c", 1),
+            ("f", "name=Expense report"),
+            ("f", "searchIndex2Value=INV-7"),
+            ("o", "sourceObjectId DESC"),
+            ("d", "processDefinitionId"),
+        ),
+    ).respond_with_json([{**indexed, "id": "90", "sourceObjectId": "9", "state": "completed"}])
+    httpserver.expect_request(f"{BASE}/API/bpm/case/12").respond_with_json({**indexed, "id": "12"})
+    hook = make_hook(httpserver, business_key_variable="invoiceRef", business_key_search_index="2")
+    found = hook.find_process_by_business_key("8801", "INV-7")
+    assert found is not None and (found.id, found.business_key) == ("12", "INV-7")  # newer than 9
+    searches = [r for r in bonita.requests() if r.path.endswith(("/bpm/case", "/bpm/archivedCase"))]
+    assert len(searches) == 2 and bonita.requests("Variable") == []  # not one request per case
+    assert hook.get_process("12").business_key == "INV-7"  # read from the case: no variable request
+    assert bonita.requests("Variable") == []
+    with pytest.raises(BpmConfigError, match="1 to 5"):
+        make_hook(httpserver, business_key_variable="invoiceRef", business_key_search_index=6).get_process(
+            "12"
+        )
+
+
+def test_find_processes_by_business_key_filters_on_the_search_index(
+    httpserver: HTTPServer, bonita: FakeBonita
+):
+    # API@bpm@case.yaml / API@bpm@archivedCase.yaml: f=searchIndexNValue=.. (since 10.3 - 2025.1)
+    indexed = {**CASE, "searchIndex1Label": "invoiceRef", "searchIndex1Value": "INV-7"}
+    httpserver.expect_request(f"{BASE}/API/bpm/case").respond_with_json([indexed])
+    httpserver.expect_request(f"{BASE}/API/bpm/archivedCase").respond_with_json([])
+    hook = make_hook(httpserver, business_key_variable="invoiceRef", business_key_search_index=1)
+    (found,) = hook.find_processes(business_key="INV-7")
+    assert (found.id, found.business_key) == ("1001", "INV-7")
+    searches = [r for r in bonita.requests() if r.path.endswith(("/bpm/case", "/bpm/archivedCase"))]
+    assert [r.args.getlist("f") for r in searches] == [["searchIndex1Value=INV-7"]] * 2
+    assert bonita.requests("Variable") == []
+
+
 def test_case_unknown_live_and_archived_is_not_found(httpserver: HTTPServer, bonita: FakeBonita):
     httpserver.expect_request(f"{BASE}/API/bpm/case/404").respond_with_json(
         {"message": "not found"}, status=404
@@ -1086,6 +1177,19 @@ def test_claim_without_assignee_uses_the_session_user(httpserver: HTTPServer, bo
     with pytest.raises(BpmConfigError, match="user id"):
         hook.claim_task("20001", "helen.kelly")
     httpserver.check_assertions()
+
+
+def test_unassign_puts_an_empty_assigned_id(httpserver: HTTPServer, bonita: FakeBonita):
+    # HumanTaskUpdateRequest.yaml (API@bpm@humanTask@{id}.yaml, PUT): assigned_id; "" releases
+    # the task, which then reads assigned_id "0", "unassigned" (FlowNode.yaml).
+    httpserver.expect_oneshot_request(f"{BASE}/API/bpm/humanTask/20001", method="PUT").respond_with_data("")
+    make_hook(httpserver).unassign_task("20001")
+    (put,) = [r for r in bonita.requests() if r.method == "PUT"]
+    assert put.get_json() == {"assigned_id": ""}
+    assert put.headers["X-Bonita-API-Token"]  # a write carries the session's token
+    httpserver.check_assertions()
+    with pytest.raises(BpmConfigError, match="task id"):
+        make_hook(httpserver).unassign_task("../case/1")
 
 
 def test_complete_task_posts_contract_inputs_with_optional_assign(httpserver: HTTPServer, bonita: FakeBonita):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import json
+import shutil
 import time
 import tracemalloc
 import zlib
@@ -45,7 +47,7 @@ class FileHook(EchoHook):
     """EchoHook plus a streamed download, the way the vendor hooks open files."""
 
     @contextmanager
-    def open_file(self, file: ProcessFile) -> Iterator[Reply]:
+    def _open_reply(self, file: ProcessFile, *, offset: int = 0) -> Iterator[Reply]:
         reply = self.request(Request("GET", f"/files/{file.name}", stream=True))
         try:
             yield reply
@@ -366,6 +368,58 @@ def test_a_long_steady_stream_has_no_whole_body_deadline():
 
     with FaultyServer(steady) as server:
         assert download(make_hook(server.url, response_timeout=0.2, stall_timeout=0.3)) == body
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda conn, n: conn.sendall(head("200 OK", length=5000) + b"x" * 1000),
+        reset_mid_body(b"x" * 3000, 100_000),
+        truncated_chunked(b"x" * 100),
+        full(b"not gzip" * 100, "Content-Encoding: gzip"),
+    ],
+    ids=["cut short", "reset", "truncated chunked", "undecodable"],
+)
+@pytest.mark.parametrize("how", ["read", "read(n)", "readinto", "copyfileobj"])
+def test_reading_a_broken_stream_as_a_file_raises_a_transfer_error(answer, how):
+    with (
+        FaultyServer(answer) as server,
+        pytest.raises(BpmError) as info,
+        make_hook(server.url).open_file(PDF) as stream,
+    ):
+        if how == "read":
+            stream.read()
+        elif how == "read(n)":
+            while stream.read(700):
+                pass
+        elif how == "readinto":
+            while stream.readinto(bytearray(700)):
+                pass
+        else:
+            shutil.copyfileobj(stream, io.BytesIO())
+    error = info.value
+    assert type(error) is BpmTransferError, f"{type(error).__name__}: {error}"
+    assert (error.system, error.conn_id, error.method, error.path) == (
+        "Echo",
+        "bpm_faults",
+        "GET",
+        "/files/a.pdf",
+    )
+
+
+def test_a_file_stream_reads_full_pieces_and_goes_on_with_iter_bytes():
+    body = bytes(range(256)) * 1000
+    with FaultyServer(full(body)) as server, make_hook(server.url).open_file(PDF) as stream:
+        assert stream.read(100_001) == body[:100_001]  # whole, though the socket gives less at once
+        assert next(stream.iter_bytes(10)) == body[100_001:100_011]  # what read() left, first
+        pieces = stream.iter_bytes(65536)
+        first = next(pieces)
+        del pieces  # left half-way: nothing is lost for read()
+        assert first + stream.read() == body[100_011:]
+        assert stream.read() == b"" and list(stream.iter_bytes(10)) == []
+    assert stream.closed
+    with pytest.raises(ValueError, match="closed"):
+        stream.read(1)
 
 
 def test_a_stream_exposes_a_validated_content_length_and_refuses_a_bad_one():

@@ -1011,6 +1011,15 @@ def test_claim_task_accepts_the_offered_task(httpserver: HTTPServer):
     assert form(request) == {"workitemIds": ["58399"]}
 
 
+def test_unassign_is_refused_as_the_workflow_api_has_no_such_call(httpserver: HTTPServer):
+    # Seed 003 (DataSpider BPM Workflow API): tasks can be accepted (batchAccept) or
+    # force-allocated to a user (PIM/Workitem/reallocate, quserId and qgroupId required); no call
+    # gives a task back to those it was offered to.
+    with pytest.raises(BpmConfigError, match="not supported by the Questetra API") as info:
+        make_hook(httpserver).unassign_task("58399")
+    assert info.value.conn_id and seen(httpserver) == []
+
+
 def not_accepted(wid: int = 58399, **workitem_fields: Any) -> dict[str, Any]:
     # The document's Result shape; it names no error type for a task that is not offered (only
     # 40003 WorkitemDoesNotExist), so the hook must not depend on this one.

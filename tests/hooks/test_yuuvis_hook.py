@@ -947,6 +947,16 @@ def test_claim_for_myself_sends_the_user_id_from_idm_me_never_the_login(httpserv
     assert all(r.get_json() == {"action": "claim", "assignee": USER_ID} for r, _ in httpserver.log[1:])
 
 
+def test_unassign_claims_for_a_null_assignee(httpserver: HTTPServer):
+    # bpm-api-reference (yuuvis task action: POST /bpm-engine/api/tasks/{id}, {action: claim,
+    # assignee?}); the engine is Flowable, whose claim for a null assignee releases the task.
+    httpserver.expect_request(f"{TASKS}/t-8", method="POST").respond_with_json(task("t-8"))
+    make_hook(httpserver).unassign_task("t-8")
+    ((request, _),) = httpserver.log  # no idm/me lookup: no user is named
+    assert request.get_json() == {"action": "claim", "assignee": None}
+    assert_gateway_headers(request)
+
+
 def test_complete_refuses_options(httpserver: HTTPServer):
     with pytest.raises(BpmConfigError, match="unknown complete option\\(s\\) for yuuvis Momentum: flow"):
         make_hook(httpserver).complete_task("t-8", flow=2)

@@ -46,6 +46,7 @@ from airflow_bpm_provider.testing.dialects.bonita_entries import (
     documents_of,
     java_type,
     process_json,
+    search_index_value,
     state_for,
     task_json,
     timestamp,
@@ -565,6 +566,12 @@ class _Bonita:
                 and (
                     "started_by" not in f
                     or _match(f, "started_by", self.state.user_id(self.engine, instance.started_by))
+                )
+                # searchIndexNValue (API@bpm@case.yaml, since 10.3 - 2025.1)
+                and all(
+                    _match(f, f"searchIndex{n}Value", search_index_value(self.state, instance, n))
+                    for n in range(1, 6)
+                    if f"searchIndex{n}Value" in f
                 )
             ):
                 yield instance

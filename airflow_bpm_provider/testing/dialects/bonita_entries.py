@@ -144,6 +144,8 @@ class BonitaState:
     initial_documents: dict[int, list[InitialDocument]] = field(default_factory=dict)
     documents: dict[int, DocumentInfo] = field(default_factory=dict)  # stored file id → info
     csrf: bool = True
+    # Design-time search indexes (Subscription editions): index 1-5 → the variable it shows.
+    search_indexes: dict[int, str] = field(default_factory=dict)
 
     # ---- sessions and users -----------------------------------------------------------------
 
@@ -363,10 +365,19 @@ def case_json(
         "last_update_date": timestamp(instance.ended_at or instance.started_at),
     }
     for n in range(1, 6):
-        body[f"searchIndex{n}Label"] = ""
-        body[f"searchIndex{n}Value"] = ""
+        body[f"searchIndex{n}Label"] = state.search_indexes.get(n, "")
+        body[f"searchIndex{n}Value"] = search_index_value(state, instance, n)
     _deploy(engine, body, instance.definition, instance.started_by, deploy)
     return body
+
+
+def search_index_value(state: BonitaState, instance: Instance, n: int) -> str:
+    """The text of the variable search index ``n`` shows ("" when none is defined or it is empty)."""
+    name = state.search_indexes.get(n)
+    for item in instance.data.values() if name else ():
+        if item.definition.name == name and item.value not in (None, ""):
+            return str(item.value)
+    return ""
 
 
 def archived_case_json(

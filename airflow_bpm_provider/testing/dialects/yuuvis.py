@@ -450,7 +450,9 @@ def _task_action(
     variables = read_variables(body.get("variables"))
     defined, free = split_variables(task.instance, variables)
     with engine.lock:
-        if action == "claim":
+        if action == "claim" and "assignee" in body and assignee is None:
+            engine.claim(task, None)  # Flowable: a claim for null gives the task back
+        elif action == "claim":
             engine.claim(task, _login_of(engine, assignee) if assignee else session.user)
         elif action == "complete":
             engine.complete(task, user=session.user, values=defined)
