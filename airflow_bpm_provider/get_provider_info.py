@@ -125,6 +125,11 @@ CONNECTION_TYPES = [
             "description": "contract input / case variable that holds the business key (Bonita has none)",
             "schema": {"type": ["string", "null"]},
         },
+        business_key_search_index={
+            "label": "Business key search index",
+            "description": "Bonita 2025.1+: the search index (1-5) that holds the business key variable",
+            "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 5},
+        },
         timezone={
             "label": "Server time zone",
             "description": "IANA zone of the Bonita server's clock, for its zone-less dates (default UTC)",
