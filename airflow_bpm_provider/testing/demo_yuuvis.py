@@ -90,5 +90,6 @@ def yuuvis_demo_connection(url: str) -> dict[str, Any]:
         "host": url,
         "login": USER,
         "password": PASSWORD,
-        "extra": {"tenant": TENANT, "retry_delay": 0.2},
+        # documentId is the documented default; the Quickstart's expense keeps its receipt's id in receipt
+        "extra": {"tenant": TENANT, "retry_delay": 0.2, "document_variables": ["documentId", "receipt"]},
     }
