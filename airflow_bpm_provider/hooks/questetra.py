@@ -792,7 +792,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
         business_key: str | None = None,
         **options: Any,
     ) -> ProcessInstance:
-        """Start app ``process`` (``"12"``, or ``"12/3"`` for start event node 3).
+        """Start app ``process``: its id (``"12"``, or ``"12/3"`` for start event node 3) or its name.
 
         Questetra starts a process by opening its first task, allocated to the starting user.
         Questetra has no business key: the title carries it (option ``title`` wins over
@@ -951,7 +951,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
         return self._to_process(raw, Request("GET", PROCESS_VIEW))
 
     def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
-        """Processes by ``definition`` (app id), ``states``, ``title``, ``started_after``,
+        """Processes by ``definition`` (app id or name), ``states``, ``title``, ``started_after``,
         ``started_before``, and/or ``query`` (criteria mapping or XML, passed through).
 
         ``states`` are searched as Questetra's: RUNNING as STARTED, COMPLETED as ENDED, FAILED
