@@ -690,14 +690,69 @@ class QuestetraHook(AnswerChecks, BpmHook):
         return parsed
 
     def _parse_process(self, process: Any) -> tuple[str, str | None]:
+        """(app id, start node or None) for ``"12"``, ``"12/3"`` or an app's name.
+
+        A name is looked up among the apps this user may start (``listStartable`` with ``query``,
+        which matches names containing it; seed 003), must match exactly and name one app. The
+        answer is kept for the hook's lifetime: an app id never changes, whatever its version.
+        """
         match = _PROCESS.match(str(process))
-        if isinstance(process, bool) or match is None:
+        if isinstance(process, bool) or not isinstance(process, str | int) or not str(process).strip():
             raise BpmConfigError(
                 f"a Questetra process is its app id (processModelInfoId), optionally with the start "
-                f"event's node number: '12' or '12/3'; got {process!r}",
+                f"event's node number ('12' or '12/3'), or the app's name; got {process!r}",
                 conn_id=self.bpm_conn_id,
             )
-        return match.group(1), match.group(2)
+        if match is not None:
+            return match.group(1), match.group(2)
+        name = str(process)
+        if name not in self._apps_by_name:
+            self._apps_by_name[name] = self._app_by_name(name)
+        return self._apps_by_name[name]
+
+    @cached_property
+    def _apps_by_name(self) -> dict[str, tuple[str, str | None]]:
+        return {}
+
+    def _app_by_name(self, name: str) -> tuple[str, str | None]:
+        where = Request("GET", LIST_STARTABLE)
+        apps: dict[str, list[dict[str, Any]]] = {}
+        named: dict[str, str] = {}
+        for activity in self.list_startable(query=name):
+            model = str(activity.get("processModelInfoId"))
+            named.setdefault(model, str(activity.get("processModelInfoName")))
+            if activity.get("processModelInfoName") == name:
+                apps.setdefault(model, []).append(activity)
+        if len(apps) == 1:
+            ((model, events),) = apps.items()
+            node = self._numeric(events[0].get("nodeNumber"), "nodeNumber") if len(events) == 1 else None
+            return model, node
+        if apps:
+            raise self._error(
+                BpmConfigError,
+                f"{len(apps)} startable apps are named {name!r}; name one by its id: "
+                + ", ".join(f"{model} '{name}'" for model in apps),
+                where,
+            )
+        similar = [f"{model} '{app}'" for model, app in named.items()]
+        if not similar:
+            similar = [
+                f"{a.get('processModelInfoId')} '{a.get('processModelInfoName')}'"
+                for a in self._some_startable()
+            ]
+            known = f"startable apps: {', '.join(similar)}" if similar else "this user can start no app"
+        else:
+            known = f"apps whose name contains it: {', '.join(similar[:10])}"
+        raise self._error(BpmNotFound, f"no app this user can start is named {name!r}; {known}", where)
+
+    def _some_startable(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The first ``limit`` distinct startable apps, for an error message."""
+        seen: dict[str, dict[str, Any]] = {}
+        for activity in self.list_startable():
+            seen.setdefault(str(activity.get("processModelInfoId")), activity)
+            if len(seen) >= limit:
+                break
+        return list(seen.values())
 
     def _start_node(self, model_id: str) -> str:
         where = Request("GET", LIST_STARTABLE)
@@ -739,7 +794,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
         business_key: str | None = None,
         **options: Any,
     ) -> ProcessInstance:
-        """Start app ``process`` (``"12"``, or ``"12/3"`` for start event node 3).
+        """Start app ``process``: its id (``"12"``, or ``"12/3"`` for start event node 3) or its name.
 
         Questetra starts a process by opening its first task, allocated to the starting user.
         Questetra has no business key: the title carries it (option ``title`` wins over
@@ -898,7 +953,7 @@ class QuestetraHook(AnswerChecks, BpmHook):
         return self._to_process(raw, Request("GET", PROCESS_VIEW))
 
     def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:
-        """Processes by ``definition`` (app id), ``states``, ``title``, ``started_after``,
+        """Processes by ``definition`` (app id or name), ``states``, ``title``, ``started_after``,
         ``started_before``, and/or ``query`` (criteria mapping or XML, passed through).
 
         ``states`` are searched as Questetra's: RUNNING as STARTED, COMPLETED as ENDED, FAILED

@@ -406,6 +406,8 @@ def encode_value(item: FormItem, value: Any, *, tz: tzinfo | None = None) -> tup
 def _scalar_text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):  # as JSON writes it, so a yes/no text item reads the same everywhere
+        return "true" if value else "false"
     if isinstance(value, Mapping | list | tuple | set | bytes):
         raise ValueError(f"expected text, got {type(value).__name__}")
     return str(value)

@@ -13,6 +13,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from airflow_bpm_provider.testing.demo_quickstart import deploy_questetra_quickstart
 from airflow_bpm_provider.testing.engine import (
     FAILED,
     Choice,
@@ -48,8 +49,10 @@ def _png() -> bytes:
 
 def _deploy_models(engine: Engine) -> dict[str, Any]:
     # Fixed app ids (below the engine's counter, which starts at 101) so example DAGs can name them.
+    # Key apart from the Quickstart's shared "expense-approval" definition (demo_quickstart.py):
+    # Questetra names an app by id and name, never by key, so the key only has to be unique.
     expense = engine.deploy(
-        "expense-approval",
+        "questetra-expense-approval",
         "Expense approval",
         definition_id=11,
         category="Finance",
@@ -123,9 +126,10 @@ def _deploy_models(engine: Engine) -> dict[str, Any]:
         ],
     )
     leave.description = "Ask for days off."
-    for definition in (expense, contract, leave):
+    quickstart = deploy_questetra_quickstart(engine)
+    for definition in (expense, contract, leave, quickstart):
         definition.deployed_at = BASE_TIME - timedelta(days=30)
-    return {"expense": expense, "contract": contract, "leave": leave}
+    return {"expense": expense, "contract": contract, "leave": leave, "quickstart": quickstart}
 
 
 def _act(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_bpm_provider.testing.bpmn import deploy_model
+from airflow_bpm_provider.testing.demo_quickstart import deploy_quickstart
 from airflow_bpm_provider.testing.engine import Engine
 
 CONN_ID = "activiti_demo"
@@ -24,6 +25,11 @@ REVIEW_TASK = "Review order"
 TENANT = "-1234"  # WSO2's super tenant
 MODEL = Path(__file__).resolve().parent / "models" / "example_activiti_order.bpmn20.xml"
 BASE_PATH = "/bpmn"  # WSO2 EI's context root; /activiti-rest/service and /flowable-rest/service work too
+# The same engine as Flowable and as Activiti 5 serve it: the Quickstart runs on each of them.
+FLAVOUR_CONNECTIONS = {
+    "flowable_demo": "/flowable-rest/service",
+    "activiti_rest_demo": "/activiti-rest/service",
+}
 
 
 def seed_activiti_demo(engine: Engine) -> dict[str, Any]:
@@ -35,6 +41,7 @@ def seed_activiti_demo(engine: Engine) -> dict[str, Any]:
         )
         if definition is None:
             _, (definition,) = deploy_model(engine, MODEL.name, MODEL.read_bytes(), tenant_id=TENANT)
+        deploy_quickstart(engine)
     return {
         "conn_id": CONN_ID,
         "login": USER,
@@ -47,13 +54,16 @@ def seed_activiti_demo(engine: Engine) -> dict[str, Any]:
 
 
 def activiti_demo_connections(url: str, summary: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """The ``activiti_demo`` connection for an emulator at ``url`` (AIRFLOW_CONN_* JSON fields)."""
+    """``activiti_demo`` (WSO2 EI), ``flowable_demo`` and ``activiti_rest_demo`` for an emulator at
+    ``url`` (AIRFLOW_CONN_* JSON fields)."""
+    paths = {CONN_ID: BASE_PATH, **FLAVOUR_CONNECTIONS}
     return {
-        CONN_ID: {
+        conn_id: {
             "conn_type": "activiti",
-            "host": url + BASE_PATH,
+            "host": url + path,
             "login": USER,
             "password": PASSWORD,
             "extra": {"tenant_id": TENANT, "retry_delay": 0.2},
         }
+        for conn_id, path in paths.items()
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from airflow_bpm_provider.testing.demo_quickstart import deploy_quickstart
 from airflow_bpm_provider.testing.dialects.bonita_entries import (
     InitialDocument,
     add_document_version,
@@ -166,6 +167,7 @@ def seed_bonita_demo(engine: Engine) -> dict[str, Any]:
             engine.complete(review, user=OTHER_USER, values={"approved": True, "comment": "fine"})
 
         open_tasks = engine.open_tasks(open_case.id, REVIEW_TASK)
+        deploy_quickstart(engine)
     return {
         "conn_id": CONN_ID,
         "user": USER,

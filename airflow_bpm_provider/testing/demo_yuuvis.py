@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_bpm_provider.testing.demo_quickstart import deploy_quickstart
 from airflow_bpm_provider.testing.engine import DataDef, Engine, TaskDef
 
 CONN_ID = "yuuvis_demo"
@@ -67,6 +68,7 @@ def seed_yuuvis_demo(engine: Engine) -> dict[str, Any]:
                 content_type="application/pdf",
             )
         documents = [str(stored.id) for _, stored in intake.files()]
+        deploy_quickstart(engine)
     return {
         "conn_id": CONN_ID,
         "login": USER,
@@ -88,5 +90,6 @@ def yuuvis_demo_connection(url: str) -> dict[str, Any]:
         "host": url,
         "login": USER,
         "password": PASSWORD,
-        "extra": {"tenant": TENANT, "retry_delay": 0.2},
+        # documentId is the documented default; the Quickstart's expense keeps its receipt's id in receipt
+        "extra": {"tenant": TENANT, "retry_delay": 0.2, "document_variables": ["documentId", "receipt"]},
     }

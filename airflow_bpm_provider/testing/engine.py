@@ -83,6 +83,8 @@ class ProcessDefinition:
     deployment_id: int | None = None  # the Deployment it came from, if uploaded as a model
     tenant_id: str = ""
     start_messages: list[str] = field(default_factory=list)  # message names that start it
+    # (data item, file name, content, content type) every new instance starts with: a demo's receipt
+    start_files: list[tuple[int | str, str, bytes, str]] = field(default_factory=list)
 
     def data_by_number(self, number: int) -> DataDef:
         for item in self.data:
@@ -347,6 +349,8 @@ class Engine:
             self.instances[instance.id] = instance
             if values:
                 self.set_values(instance, values)
+            for data, name, content, content_type in definition.start_files:
+                self.add_file(instance, data, name, content=content, content_type=content_type)
             self._enter(instance, 0)
             return instance
 

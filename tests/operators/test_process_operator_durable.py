@@ -157,7 +157,7 @@ def _bonita(emu: LosingEmulator) -> tuple[dict, System]:
 
 def _activiti(emu: LosingEmulator) -> tuple[dict, System]:
     seed_activiti_demo(emu.engine)
-    (conn,) = activiti_demo_connections(emu.url).values()
+    conn = activiti_demo_connections(emu.url)["activiti_demo"]  # WSO2 EI; Flowable and Activiti 5 too
     return conn, System("activiti", emu, ACTIVITI_PROCESS, ("POST", "/runtime/process-instances"))
 
 

@@ -193,7 +193,7 @@ def test_serve_in_a_subprocess():
             auth=(connection["login"], connection["password"]),
             timeout=10,
         )
-        assert reply.status_code == 200 and reply.json()["count"] == 3
+        assert reply.status_code == 200 and reply.json()["count"] == 4  # the 3 demo apps and the Quickstart's
     finally:
         process.terminate()
         try:

@@ -36,7 +36,11 @@ def test_custom_user():
 def test_models(seeded):
     engine, summary = seeded
     models = {key: engine.definition(number) for key, number in summary["models"].items()}
-    assert set(models) == {"expense", "contract", "leave"}
+    assert set(models) == {"expense", "contract", "leave", "quickstart"}
+    quickstart = models["quickstart"]  # the README Quickstart's app, found by its name
+    assert (quickstart.id, quickstart.name) == (14, "expense-approval")
+    assert [t.name for t in quickstart.tasks] == ["Apply", "Approve"]
+    assert [d.name for d in quickstart.data] == ["amount", "purpose", "approved", "receipt"]
     expense = models["expense"]
     assert [t.name for t in expense.tasks] == ["Apply", "Approve"]
     assert {d.type for d in expense.data} >= {"DECIMAL", "SELECT", "FILE"}

@@ -266,7 +266,7 @@ def test_list_startable_defaults_to_one_entry(api, demo):
     assert reply.status_code == 200
     body = reply.json()
     assert set(body) == {"count", "startableActivities"}
-    assert body["count"] == 3 and len(body["startableActivities"]) == 1
+    assert body["count"] == 4 and len(body["startableActivities"]) == 1
     entry = body["startableActivities"][0]
     assert set(entry) == ACTIVITY_KEYS
     assert entry["processModelInfoId"] == summary["models"]["expense"]
@@ -286,11 +286,17 @@ def test_list_startable_filters_and_pages(api, demo):
         summary["models"].values()
     )
     second = api.get("/API/PE/ProcessModel/listStartable", {"start": 1, "limit": 1}).json()
-    assert second["count"] == 3 and second["startableActivities"] == everything["startableActivities"][1:2]
+    assert second["count"] == 4 and second["startableActivities"] == everything["startableActivities"][1:2]
     legal = api.get("/API/PE/ProcessModel/listStartable", {"category": "Legal", "limit": 10}).json()
     assert [e["processModelInfoName"] for e in legal["startableActivities"]] == ["Contract review"]
     named = api.get("/API/PE/ProcessModel/listStartable", {"query": "request", "limit": 10}).json()
     assert (named["count"], named["startableActivities"][0]["processModelInfoName"]) == (1, "Leave request")
+    # query matches a part of the app name, as documented (seed 003)
+    quickstart = api.json("/API/PE/ProcessModel/listStartable", {"query": "approval", "limit": 10})
+    assert [e["processModelInfoName"] for e in quickstart["startableActivities"]] == [
+        "Expense approval",
+        "expense-approval",
+    ]
     assert api.get("/API/PE/ProcessModel/listStartable", {"limit": 0}).json()["startableActivities"] == []
 
 
