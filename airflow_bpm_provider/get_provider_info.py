@@ -158,7 +158,7 @@ CONNECTION_TYPES = [
         },
         user_id={
             "label": "User id",
-            "description": "yuuvis user id that claims tasks when no assignee is given (default: the login)",
+            "description": "yuuvis user id for claims and startedBy (default: the id of GET idm/me)",
             "schema": {"type": ["string", "null"]},
         },
         ui_url=_UI_URL_FIELD,

@@ -683,14 +683,12 @@ class ActivitiHook(AnswerChecks, BpmHook):
         )
 
     def unassign_task(self, task_id: str) -> None:
-        """POST runtime/tasks/{id} ``{"action": "claim", "assignee": null}``.
+        """PUT runtime/tasks/{id} ``{"assignee": null}``.
 
-        Activiti/Flowable user guide, "Task actions": claiming with a null assignee assigns the
-        task to no one, claimable again. Doing it twice changes nothing, so a re-send is safe.
+        Seed 004, "Update a task": an attribute included and set to null is updated to null, the
+        others are left as they are; the task is then claimable again. A PUT, so a re-send is safe.
         """
-        self._send_json(
-            "POST", f"/runtime/tasks/{_q(task_id)}", {"action": "claim", "assignee": None}, idempotent=True
-        )
+        self._send_json("PUT", f"/runtime/tasks/{_q(task_id)}", {"assignee": None}, idempotent=True)
 
     def complete_task(self, task_id: str, variables: Mapping[str, Any] | None = None, **options: Any) -> None:
         """Complete with variables. Option ``outcome``: the form outcome (Flowable 6+ only)."""

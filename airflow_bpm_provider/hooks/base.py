@@ -560,11 +560,20 @@ class BpmHook(BaseHook, abc.ABC):
     def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
         """The process, also after it ended (fall back to history/archive where the vendor needs it)."""
 
-    def get_process(self, instance_id: str) -> ProcessInstance:
-        return self._run(self._get_process_flow(str(instance_id)))
+    def _get_state_flow(self, instance_id: str) -> Flow[ProcessInstance]:
+        """The process as a wait needs it (its state). Hooks whose business key costs another
+        request (Bonita's key variable) leave the key out here; the others read the same."""
+        return self._get_process_flow(instance_id)
 
-    async def aget_process(self, instance_id: str) -> ProcessInstance:
-        return await self._arun(self._get_process_flow(str(instance_id)))
+    def get_process(self, instance_id: str, *, with_business_key: bool = True) -> ProcessInstance:
+        """The process. Waits pass ``with_business_key=False``: its state is all they read, and on
+        Bonita the key variable would double every poll."""
+        flow = self._get_process_flow if with_business_key else self._get_state_flow
+        return self._run(flow(str(instance_id)))
+
+    async def aget_process(self, instance_id: str, *, with_business_key: bool = True) -> ProcessInstance:
+        flow = self._get_process_flow if with_business_key else self._get_state_flow
+        return await self._arun(flow(str(instance_id)))
 
     @abc.abstractmethod
     def find_processes(self, **filters: Any) -> Iterator[ProcessInstance]:

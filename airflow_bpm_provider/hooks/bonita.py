@@ -673,7 +673,14 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
         )
 
     def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
-        """The live case, else (it 404s once ended) the archived one with that sourceObjectId."""
+        return (yield from self._case_flow(instance_id, with_business_key=True))
+
+    def _get_state_flow(self, instance_id: str) -> Flow[ProcessInstance]:
+        return (yield from self._case_flow(instance_id, with_business_key=False))
+
+    def _case_flow(self, instance_id: str, *, with_business_key: bool) -> Flow[ProcessInstance]:
+        """The live case, else (it 404s once ended) the archived one with that sourceObjectId;
+        with its business key (the key variable: one more request) when asked."""
         case_id = self._check_id(instance_id, "case id")
         live = Request("GET", f"/API/bpm/case/{case_id}", params=[("d", "processDefinitionId")])
         try:
@@ -685,6 +692,8 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
             if not isinstance(body, Mapping):
                 raise self._unexpected(live, reply, f"a case must be a JSON object, got {kind(body)}")
             instance = self._instance(body, archived=False, where=live)
+            if not with_business_key:
+                return self._key_from_index(instance)
             return (yield from self._business_key_flow(instance, archived=False))
         params = self._search_params(0, 1, [("sourceObjectId", case_id)], None, None, ["processDefinitionId"])
         archived = Request("GET", "/API/bpm/archivedCase", params=params)
@@ -703,6 +712,8 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
                 status=404,
             )
         instance = self._instance(body[0], archived=True, where=archived)
+        if not with_business_key:
+            return self._key_from_index(instance)
         return (yield from self._business_key_flow(instance, archived=True))
 
     def _key_from_index(self, instance: ProcessInstance) -> ProcessInstance:
@@ -1111,10 +1122,11 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
         self.request(Request("PUT", f"/API/bpm/humanTask/{task}", json={"assigned_id": user_id}))
 
     def unassign_task(self, task_id: str) -> None:
-        """PUT /API/bpm/humanTask/{id} ``{"assigned_id": ""}`` (HumanTaskUpdateRequest.yaml).
+        """PUT /API/bpm/humanTask/{id} ``{"assigned_id": ""}``.
 
-        Bonita's BPM API documentation releases a task with an empty ``assigned_id``; the task
-        then reads ``assigned_id: "0"``, "unassigned" (FlowNode.yaml).
+        The update request (HumanTaskUpdateRequest.yaml) types ``assigned_id`` as a string and a
+        task reads ``0`` once "unassigned" (FlowNode.yaml), but neither says which value releases
+        it: the empty id is an assumption (what Bonita's portal sends), unverified on a server.
         """
         task = self._check_id(task_id, "task id")
         self.request(Request("PUT", f"/API/bpm/humanTask/{task}", json={"assigned_id": ""}))

@@ -743,7 +743,13 @@ class QuestetraHook(AnswerChecks, BpmHook):
             known = f"startable apps: {', '.join(similar)}" if similar else "this user can start no app"
         else:
             known = f"apps whose name contains it: {', '.join(similar[:10])}"
-        raise self._error(BpmNotFound, f"no app this user can start is named {name!r}; {known}", where)
+        # A configuration error, not a missing record: no retry or later poll can make it right.
+        raise self._error(
+            BpmConfigError,
+            f"no app this user can start is named {name!r} (names are looked up among startable "
+            f"apps; name any other app by its id); {known}",
+            where,
+        )
 
     def _some_startable(self, limit: int = 10) -> list[dict[str, Any]]:
         """The first ``limit`` distinct startable apps, for an error message."""

@@ -465,7 +465,7 @@ class BpmStartProcessOperator(ResumableJobMixin, BaseOperator):
         """Poll until a target state (returned) or a failure state, end or timeout (raised)."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while True:
-            instance = hook.get_process(instance_id)
+            instance = hook.get_process(instance_id, with_business_key=False)
             if self.check_state(instance, url):
                 return instance
             if deadline is not None and time.monotonic() >= deadline:
@@ -506,7 +506,7 @@ class BpmStartProcessOperator(ResumableJobMixin, BaseOperator):
 
     def _check_then_defer(self, hook: BpmHook, instance_id: str, url: str | None) -> None:
         """Returns when the process is already in a target state; otherwise defers (or raises)."""
-        if self.check_state(hook.get_process(instance_id), url):
+        if self.check_state(hook.get_process(instance_id, with_business_key=False), url):
             return
         from airflow_bpm_provider.triggers.process import BpmProcessStateTrigger
 

@@ -99,7 +99,7 @@ class BpmProcessStateSensor(BaseSensorOperator):
             return self._check(hook)
 
     def _check(self, hook: BpmHook) -> bool | PokeReturnValue:
-        instance = hook.get_process(str(self.process_instance_id))
+        instance = hook.get_process(str(self.process_instance_id), with_business_key=False)
         return self._verdict(instance, instance.url or hook.ui_url(instance.id))
 
     def _verdict(self, instance: ProcessInstance, url: str | None) -> bool | PokeReturnValue:

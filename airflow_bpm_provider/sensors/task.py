@@ -111,7 +111,7 @@ class BpmTaskSensor(BaseSensorOperator):
             return PokeReturnValue(is_done=True, xcom_value=tasks[0].id)
         # Checked after the task list: an instance that ended after that read had no open task
         # when it was read, and an ended instance never opens one.
-        instance = hook.get_process(pid)
+        instance = hook.get_process(pid, with_business_key=False)
         if instance.ended:
             raise self._never_arrives(instance, instance.url or hook.ui_url(instance.id))
         self.log.info("No %s in process instance %s yet", self._what() if name else "open task", pid)

@@ -74,6 +74,13 @@ def _non_negative(kind: type) -> Any:
     return convert
 
 
+def _port(text: str) -> int:
+    value = _non_negative(int)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 0 to 65535, got {text!r}")
+    return value
+
+
 def _system_names(text: str) -> list[str]:
     """``--system a,b``: names of demo systems, checked against demo_systems.SYSTEMS."""
     from airflow_bpm_provider.testing.demo_systems import SYSTEMS, find_systems
@@ -108,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the emulator until interrupted")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument(
-        "--port", type=_non_negative(int), default=8765, help="port (default 8765; 0 = any free)"
+        "--port", type=_port, default=8765, help="port (default 8765; 0 = any free)"
     )
     serve.add_argument("--seed", choices=("demo", "none"), default="demo", help="data to start with")
     serve.add_argument(

@@ -252,6 +252,9 @@ def print_deferrals(deferrals: dict[str, dict[str, Deferrals]], *, deferrable: b
         f"\nDeferred tasks (from Airflow's log): {len(tasks)} task(s) deferred {deferred} time(s), "
         f"their triggers resumed them {resumed} time(s):"
     )
+    # `airflow dags test` runs the triggers in its own process; a triggerer process resumes them in
+    # the event part below and in tests/test_readme_quickstart.py's triggered runs.
+    print("  (triggers run by `airflow dags test` in-process, as a triggerer would run them)")
     for dag, task, counts in tasks:
         lost = counts.deferred - counts.resumed
         note = f", {lost} NOT resumed" if lost else ""

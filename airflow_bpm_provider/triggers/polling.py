@@ -140,7 +140,7 @@ class BpmPollingTrigger(BaseTrigger):
     async def _read_process(self, hook: BpmHook, instance_id: str) -> ProcessInstance:
         """The process, read together with the other triggers' reads of this connection."""
         if self._shared is None:
-            return await hook.aget_process(instance_id)
+            return await hook.aget_process(instance_id, with_business_key=False)
         return await self._shared.read_process(instance_id)
 
     async def _list_tasks(self, hook: BpmHook, instance_id: str, name: str | None) -> list[Task]:

@@ -193,7 +193,7 @@ class SharedConnection:
     ) -> None:
         try:
             async with self._limit:
-                instance = await hook.aget_process(pid)
+                instance = await hook.aget_process(pid, with_business_key=False)
         except Exception as exc:  # each waiter judges its own error, as its own poll would have
             _settle(futures, error=exc)
         else:

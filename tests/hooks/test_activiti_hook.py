@@ -891,13 +891,13 @@ def test_claim_defaults_to_the_connection_login(httpserver: HTTPServer, base: st
 
 
 @pytest.mark.parametrize("base", BASES)
-def test_unassign_claims_for_a_null_assignee(httpserver: HTTPServer, base: str):
-    # Activiti 5.21 / Flowable user guide, "Task actions": "claim" with "assignee": null assigns
-    # the task to no one, claimable again (TaskActionRequest in the Flowable swagger).
+def test_unassign_updates_the_assignee_to_null(httpserver: HTTPServer, base: str):
+    # Seed 004, "Update a task" (PUT runtime/tasks/{taskId}): "When an attribute is explicitly
+    # included and is set to null, the task-value will be updated to null"; other fields unaffected.
     httpserver.expect_oneshot_request(
         f"{base}/runtime/tasks/8",
-        method="POST",
-        json={"action": "claim", "assignee": None},
+        method="PUT",
+        json={"assignee": None},
         headers=AUTH,
         query_string="",
     ).respond_with_data("", status=200)
@@ -906,14 +906,14 @@ def test_unassign_claims_for_a_null_assignee(httpserver: HTTPServer, base: str):
 
 
 def test_unassign_of_an_ended_task_is_not_found(httpserver: HTTPServer):
-    httpserver.expect_oneshot_request("/bpmn/runtime/tasks/8", method="POST").respond_with_json(
+    httpserver.expect_oneshot_request("/bpmn/runtime/tasks/8", method="PUT").respond_with_json(
         {"statusCode": 404, "errorMessage": "Could not find a task with id '8'."}, status=404
     )
     with pytest.raises(BpmNotFound, match="Could not find a task with id '8'") as info:
         make_hook(httpserver).unassign_task("8")
     assert (info.value.conn_id, info.value.method, info.value.path) == (
         "activiti_test",
-        "POST",
+        "PUT",
         "/runtime/tasks/8",  # relative to the connection's base URL
     )
 

@@ -761,6 +761,19 @@ def test_get_process_reads_the_business_key_variable_live_and_archived(
     assert make_hook(httpserver).get_process("1001").business_key is None  # no variable named
 
 
+def test_waits_read_the_case_state_without_the_key_variable(httpserver: HTTPServer, bonita: FakeBonita):
+    # A sensor poke or a trigger's single read needs the state only: one GET case/{id}, no
+    # caseVariable read, even with business_key_variable set (that would double every poll).
+    httpserver.expect_request(f"{BASE}/API/bpm/case/1001").respond_with_json(CASE)
+    hook = make_hook(httpserver, business_key_variable="invoiceRef")
+    httpserver.log.clear()
+    assert hook.get_process("1001", with_business_key=False).state is ProcessState.RUNNING
+    assert asyncio.run(hook.aget_process("1001", with_business_key=False)).id == "1001"
+    paths = [request.path for request, _ in httpserver.log]
+    assert paths.count(f"{BASE}/API/bpm/case/1001") == 2
+    assert not [path for path in paths if "Variable" in path], paths
+
+
 def test_a_search_index_gives_the_key_and_a_one_search_lookup(httpserver: HTTPServer, bonita: FakeBonita):
     # API@bpm@case.yaml / API@bpm@archivedCase.yaml: f=searchIndexNValue=.. (since 10.3 - 2025.1);
     # ProcessInstance.yaml: searchIndexNLabel / searchIndexNValue on every case.

@@ -18,7 +18,7 @@ from lxml import etree
 from pytest_httpserver import HTTPServer
 from werkzeug import Request as WsgiRequest
 
-from airflow_bpm_provider.exceptions import BpmConfigError, BpmNotFound
+from airflow_bpm_provider.exceptions import BpmConfigError
 from airflow_bpm_provider.hooks.questetra import QuestetraHook
 from airflow_bpm_provider.hooks.retry import RetryPolicy
 
@@ -133,7 +133,7 @@ def test_an_unknown_name_lists_the_apps_whose_name_contains_it(httpserver: HTTPS
     httpserver.expect_request(LIST_STARTABLE).respond_with_data(
         listing(startable(14, 0, "Expense approval")), content_type="application/json"
     )
-    with pytest.raises(BpmNotFound) as caught:
+    with pytest.raises(BpmConfigError) as caught:
         make_hook(httpserver).start_process("Expense")
     message = str(caught.value)
     assert "no app this user can start is named 'Expense'" in message
@@ -148,7 +148,9 @@ def test_a_name_nothing_contains_lists_some_startable_apps(httpserver: HTTPServe
         listing(startable(11, 0, "Leave"), startable(11, 3, "Leave"), startable(12, 0, "Orders")),
         content_type="application/json",
     )
-    with pytest.raises(BpmNotFound, match="named 'Nope'; startable apps: 11 'Leave', 12 'Orders'"):
+    with pytest.raises(
+        BpmConfigError, match=r"named 'Nope' \(names .*\); startable apps: 11 'Leave', 12 'Orders'"
+    ):
         make_hook(httpserver).start_process("Nope")
     assert len(requests(httpserver)) == 2
 

@@ -125,6 +125,12 @@ def test_unknown_system_is_a_usage_error():
     assert "unknown system camunda (known: questetra, dataspider, activiti" in result.stderr
 
 
+def test_a_port_out_of_range_is_a_usage_error_not_a_traceback():
+    result = subprocess.run([*SERVE, "--port", "70000"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "a TCP port is 0 to 65535, got '70000'" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_port_in_use_is_one_clear_line_and_exit_code_2():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
