@@ -10,6 +10,7 @@ upload completes; an aborted one is removed from S3, so nothing half-written is 
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 # S3's smallest part (but the last): memory is parts x this, so it stays the minimum.
 PART_SIZE = 5 * 1024 * 1024
-# Parts in memory at once: one being read into, up to two going up (15 MiB in all).
+# Parts in memory at once: one being read into and hashed while the other goes up (10 MiB).
 PARTS_IN_MEMORY = 2
 
 
@@ -79,12 +80,9 @@ class S3PartSink(Sink):
             answer = self._call("create_multipart_upload", Bucket=self.bucket, Key=self.key).result()
             self._upload_id = answer["UploadId"]
         number = len(self._parts) + 1
-        body = data.obj
-        if not isinstance(body, bytes | bytearray) or len(body) != len(data):
-            # botocore takes no memoryview; the copy of a short (last) part frees its buffer at once.
-            body = bytes(data)
-            done()
-            done = _nothing
+        # A file object over the buffer: aiohttp then sends it in small pieces, where bytes
+        # would be copied whole once or twice on their way to the socket.
+        body = _PartBody(data)
         future = self._call(
             "upload_part",
             Bucket=self.bucket,
@@ -149,3 +147,44 @@ class S3PartSink(Sink):
 
 def _nothing() -> None:
     return None
+
+
+class _PartBody(io.RawIOBase):
+    """A read-only, seekable file over one part's buffer (no copy of the part itself)."""
+
+    def __init__(self, data: memoryview) -> None:
+        super().__init__()
+        self._data = data
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._data)}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        piece = self._data[self._position : self._position + len(buffer)]
+        buffer[: len(piece)] = piece
+        self._position += len(piece)
+        return len(piece)
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._data) if size is None or size < 0 else self._position + size
+        piece = bytes(self._data[self._position : end])
+        self._position += len(piece)
+        return piece
+
+    def close(self) -> None:
+        """Left open: a retried request reads the part again (s3fs retries the same body)."""
