@@ -3,9 +3,12 @@
 The bytes are written once, at the destination side: on a local disk into a hidden sibling of the
 target (then size check, fsync and an atomic ``os.replace``), on an object store into a streamed
 multipart upload that becomes visible only when it completes, elsewhere into a hidden sibling
-that is renamed. Hashing and counting happen on the way, and the network is read by its own
-thread through a small bounded queue, so reading, hashing and writing overlap while memory stays
-at a few chunks whatever the file size. A re-run that finds an identical file leaves it alone.
+that is renamed (on S3 through s3fs, parts go up while the next ones download: see
+``destination_s3``). A large download is read into a few reused buffers while other threads hash
+and write them (``Download.pump``, see ``pipeline``); a stream of chunks is read by its own thread
+through a small bounded queue (``Download.feed``). Either way reading, hashing and writing
+overlap while memory stays at a few buffers whatever the file size. A re-run that finds an
+identical file leaves it alone.
 """
 
 from __future__ import annotations
