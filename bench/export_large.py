@@ -7,6 +7,8 @@ Alternating rounds, all at default settings:
 - ``curl -o`` into a local folder: the anchor of both targets (the issue's);
 - ``curl -o`` then fsync of the file: what a durable copy costs on this disk (the export fsyncs
   before it publishes; ``curl -o`` leaves the bytes in the page cache), printed for context;
+- as many bytes written from memory, then fsynced: a durable copy with no network at all (the
+  export can beat it, as it starts pushing to disk while it downloads);
 - the export into a local folder;
 - ``curl | curl -T - --aws-sigv4`` into S3 (a moto server in its own process): the S3 anchor,
   the same download streamed into a PUT by curl;
@@ -42,7 +44,7 @@ from _export_setup import EmulatorProcess, peak_growth, questetra_hook, rmtree, 
 RATIO_TARGET = 0.9
 MEMORY_TARGET_MIB = 16.0
 MiB = 1024 * 1024
-SIDES = ["curl", "curl+fsync", "local", "curl-s3", "s3", "store"]
+SIDES = ["curl", "curl+fsync", "disk", "local", "curl-s3", "s3", "store"]
 S3_SIDES = {"curl-s3", "s3", "store"}
 
 
@@ -77,6 +79,19 @@ def curl(info: dict, out: str, *, durable: bool = False) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def disk_ceiling(out: str, size: int) -> None:
+    """A durable copy without the network: ``size`` bytes from memory, then one fsync."""
+    block = memoryview(bytearray(4 * MiB))
+    fd = os.open(os.path.join(out, "disk.bin"), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        left = size
+        while left:
+            left -= os.write(fd, block[: min(left, len(block))])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def curl_into_s3(info: dict, endpoint: str, key: str) -> None:
@@ -181,6 +196,8 @@ def main() -> int:
                     started = time.perf_counter()
                     if side in ("curl", "curl+fsync"):
                         curl(info, out, durable=side == "curl+fsync")
+                    elif side == "disk":
+                        disk_ceiling(out, size)
                     elif side == "curl-s3":
                         curl_into_s3(info, endpoint, f"curl-{round_number}")
                     elif side == "store":
@@ -229,8 +246,13 @@ def main() -> int:
     print(f"| curl -o (anchor) | {summary(rates['curl'])} | 1 | - | - |")
     print(f"| curl -o, then fsync | {summary(rates['curl+fsync'])} | {ratio('curl+fsync', 'curl')} | - | - |")
     print(
+        f"| write from memory, then fsync (no network) | {summary(rates['disk'])} "
+        f"| {ratio('disk', 'curl')} | - | - |"
+    )
+    print(
         f"| export to local | {summary(rates['local'])} | {ratio('local', 'curl')} "
-        f"| {ratio('local', 'curl+fsync')} (to curl -o + fsync) | {summary(growth['local'])} |"
+        f"| {ratio('local', 'curl+fsync')} (to curl -o + fsync); to write+fsync from memory "
+        f"{ratio('local', 'disk')} | {summary(growth['local'])} |"
     )
     checks = [
         ("export to local >= 0.9x curl -o", median_ratio("local", "curl") >= RATIO_TARGET),
