@@ -105,6 +105,8 @@ class Reply:
     stream: Any = None  # the live body of a streamed request: iter_content(chunk_size) and close()
     cookies: Mapping[str, str] = field(default_factory=dict)
     broken: Callable[[str], BpmTransferError] | None = field(default=None, repr=False)
+    _pieces: Any = field(default=None, init=False, repr=False, compare=False)
+    _direct_bytes: int = field(default=0, init=False, repr=False, compare=False)
 
     @property
     def content_length(self) -> int | None:
@@ -158,9 +160,50 @@ class Reply:
             message = f"the download broke off after {received} bytes: {reason}"
             raise (self.broken(message) if self.broken else BpmTransferError(message)) from exc
 
+    def readinto(self, buffer: memoryview) -> int:
+        """Up to ``len(buffer)`` bytes of the body into ``buffer``; 0 at its end.
+
+        One network read straight into the caller's buffer where the transport can (a body sent
+        as it is), so a large download needs no new bytes object per read; raises like iter_bytes.
+        """
+        if self._pieces is None:
+            direct = getattr(self.stream, "readinto", None)
+            self._pieces = direct if direct is not None else _PieceReader(self.iter_bytes(len(buffer)))
+        if not isinstance(self._pieces, _PieceReader):
+            try:
+                count = self._pieces(buffer)
+            except BpmTransferError:
+                raise
+            except Exception as exc:
+                reason = exc.args[0] if isinstance(exc, BpmError | BodyError) and exc.args else _describe(exc)
+                message = f"the download broke off after {self._direct_bytes} bytes: {reason}"
+                raise (self.broken(message) if self.broken else BpmTransferError(message)) from exc
+            self._direct_bytes += count
+            return count
+        return self._pieces.readinto(buffer)
+
     def close(self) -> None:
         if self.stream is not None:
             self.stream.close()
+
+
+class _PieceReader:
+    """``readinto`` over an iterator of byte strings (a decoded or chunked body, a fake stream)."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._left = memoryview(b"")
+
+    def readinto(self, buffer: memoryview) -> int:
+        while not self._left:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return 0
+            self._left = memoryview(piece)
+        count = min(len(buffer), len(self._left))
+        buffer[:count] = self._left[:count]
+        self._left = self._left[count:]
+        return count
 
 
 Flow = Generator[Request, Reply, T]
@@ -505,6 +548,8 @@ class _SyncStream:
     def __init__(self, response: Any, limits: BodyLimits) -> None:
         self.response = response
         self.limits = limits
+        self._plain: Any = None
+        self._pieces: _PieceReader | None = None
 
     @property
     def raw(self) -> Any:
@@ -529,6 +574,47 @@ class _SyncStream:
             if not raw:
                 decoder.finish()
                 return
+
+    def readinto(self, buffer: memoryview) -> int:
+        """One network read into ``buffer`` (0 at the end of the body), for a body sent as it is.
+
+        http.client's own buffered socket reader fills the caller's buffer directly; a body with
+        a Content-Encoding or in chunks goes through ``iter_content`` (decoded, bounded) instead.
+        """
+        if self._plain is None:
+            self._plain = self._plain_body()
+        if self._plain is False:
+            if self._pieces is None:
+                self._pieces = _PieceReader(self.iter_content(len(buffer)))
+            return self._pieces.readinto(buffer)
+        body = self._plain
+        left = body.length
+        if not left:
+            return 0
+        try:
+            count = body.fp.readinto1(buffer[: min(len(buffer), left)])
+        except Exception as exc:
+            raise BodyError(_describe(exc), kind=_body_kind(exc)) from exc
+        if not count:
+            raise BodyError(
+                f"the connection closed with {left} bytes of the body still to come", kind="broken"
+            )
+        body.length = left - count
+        self._progress.add(count)
+        return count
+
+    def _plain_body(self) -> Any:
+        """http.client's response when the body comes as it is with a known length, else False."""
+        encoding = (self.response.headers.get("content-encoding") or "identity").strip().lower()
+        body = getattr(self.response.raw, "_fp", None)
+        if encoding != "identity" or body is None or getattr(body, "chunked", True):
+            return False
+        if not isinstance(getattr(body, "length", None), int) or getattr(body, "fp", None) is None:
+            return False
+        if not hasattr(body.fp, "readinto1"):
+            return False
+        self._progress = Progress(self.limits.stall_timeout)
+        return body
 
     def close(self) -> None:
         self.response.close()

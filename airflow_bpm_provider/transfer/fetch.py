@@ -211,7 +211,13 @@ class FileFetcher:
                         expected = total
                 elif download.received:
                     download.restart()
-                download.feed(reply.iter_bytes(self.chunk_size), expected_size=expected, on_bytes=on_bytes)
+                readinto = getattr(reply, "readinto", None)
+                if readinto is None:  # a hook's own reply type, from before readinto
+                    download.feed(
+                        reply.iter_bytes(self.chunk_size), expected_size=expected, on_bytes=on_bytes
+                    )
+                else:
+                    download.pump(readinto, expected_size=expected, on_bytes=on_bytes)
             except BpmTransferError as exc:
                 if exc.path is None and path is not None:
                     raise BpmTransferError(

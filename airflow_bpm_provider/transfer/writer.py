@@ -3,9 +3,12 @@
 The bytes are written once, at the destination side: on a local disk into a hidden sibling of the
 target (then size check, fsync and an atomic ``os.replace``), on an object store into a streamed
 multipart upload that becomes visible only when it completes, elsewhere into a hidden sibling
-that is renamed. Hashing and counting happen on the way, and the network is read by its own
-thread through a small bounded queue, so reading, hashing and writing overlap while memory stays
-at a few chunks whatever the file size. A re-run that finds an identical file leaves it alone.
+that is renamed (on S3 through s3fs, parts go up while the next ones download: see
+``destination_s3``). A large download is read into a few reused buffers while other threads hash
+and write them (``Download.pump``, see ``pipeline``); a stream of chunks is read by its own thread
+through a small bounded queue (``Download.feed``). Either way reading, hashing and writing
+overlap while memory stays at a few buffers whatever the file size. A re-run that finds an
+identical file leaves it alone.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,10 @@ INLINE_BELOW = 2 * 1024 * 1024
 SYNC_EVERY = 32 * 1024 * 1024
 # Object store part size: S3's minimum, so an upload holds at most one part in memory.
 PART_SIZE = 5 * 1024 * 1024
+# A large download moves through this many reused buffers of this size: big reads and writes,
+# few hand-overs between the threads, a fixed few MiB of memory.
+PIPELINE_BUFFER = 2 * 1024 * 1024
+PIPELINE_DEPTH = 4
 LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 # Stores where an object appears only once its (multipart) upload completes.
 OBJECT_STORE_PROTOCOLS = frozenset(
@@ -64,8 +71,17 @@ class WrittenFile:
 class Sink:
     """Where the bytes of one file go until :meth:`commit` makes them visible at the target."""
 
-    def write(self, data: bytes) -> None:
+    # The reused buffers a large download is read into for this sink (see pipeline.Pipeline).
+    buffer_size = PIPELINE_BUFFER
+    buffer_depth = PIPELINE_DEPTH
+
+    def write(self, data: bytes | memoryview) -> None:
         raise NotImplementedError
+
+    def submit(self, data: memoryview, done: Callable[[], None]) -> None:
+        """Write ``data``; call ``done`` once the buffer may be reused (a sink may do it later)."""
+        self.write(data)
+        done()
 
     def restart(self) -> None:
         """Throw away what was written: the next write starts the file again."""
@@ -93,12 +109,15 @@ class LocalSink(Sink):
             os.makedirs(directory, exist_ok=True)
         self.path = path
         self.temp = os.path.join(directory, os.path.basename(_hidden_sibling(path)))
-        self._out = open(self.temp, "xb")  # noqa: SIM115 - closed by commit/abort
+        # Unbuffered: the pipeline already hands over MiB-sized buffers, a copy would only cost.
+        self._out = open(self.temp, "xb", buffering=0)  # noqa: SIM115 - closed by commit/abort
         self._unsynced = 0
         self._syncer: threading.Thread | None = None
 
-    def write(self, data: bytes) -> None:
-        self._out.write(data)
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._out.write(view) :]
         self._unsynced += len(data)
         if self._unsynced >= SYNC_EVERY:
             self._unsynced = 0
@@ -153,7 +172,7 @@ class ObjectSink(Sink):
     def _open(self) -> Any:
         return self.target.fs.open(self.target.path, "wb", block_size=PART_SIZE)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._out.write(data)
 
     def restart(self) -> None:
@@ -186,7 +205,7 @@ class RenameSink(Sink):
         self.temp = _hidden_sibling(target.path)
         self._out = self.fs.open(self.temp, "wb")
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._out.write(data)
 
     def restart(self) -> None:
@@ -216,7 +235,9 @@ def open_sink(target: ObjectStoragePath) -> Sink:
     if protocol in LOCAL_PROTOCOLS:
         return LocalSink(target.path)
     if protocol in OBJECT_STORE_PROTOCOLS:
-        return ObjectSink(target)
+        from airflow_bpm_provider.transfer.destination_s3 import S3PartSink, is_s3fs
+
+        return S3PartSink(target) if is_s3fs(target.fs) else ObjectSink(target)
     return RenameSink(target)
 
 
@@ -293,6 +314,54 @@ class Download:
                 "the download was cut short"
             )
 
+    def pump(
+        self,
+        readinto: Callable[[memoryview], int],
+        *,
+        expected_size: int | None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        """Like :meth:`feed` for a stream read with ``readinto``: large ones read, hash and write
+        at the same time (see :class:`~airflow_bpm_provider.transfer.pipeline.Pipeline`)."""
+        from airflow_bpm_provider.transfer.pipeline import Overflow, Pipeline
+
+        sink = self._sink or self._guard(lambda: open_sink(self.target))
+        self._sink = sink
+        limit = None if expected_size is None else expected_size - self.received
+        if limit is not None and limit < INLINE_BELOW:
+            self.feed(_read_all(readinto, limit + 1), expected_size=expected_size, on_bytes=on_bytes)
+            return
+
+        def write(view: memoryview, done: Callable[[], None]) -> None:
+            # Counted once the sink has it: a resumed request starts after the bytes written.
+            self._guard(lambda: sink.submit(view, done))
+            self.received += len(view)
+            if on_bytes is not None:
+                on_bytes(len(view))
+
+        pipeline = Pipeline(self._digest.update, write, size=sink.buffer_size, depth=sink.buffer_depth)
+        try:
+            pipeline.run(readinto, limit=limit)
+        except Overflow:
+            raise BpmTransferError(
+                f"{self.what}: received more than the announced {expected_size} bytes"
+            ) from None
+        except BaseException as exc:
+            if pipeline.write_failed:
+                # The hash may have run ahead of what was written: the next try starts from zero.
+                self._forget_sink()
+            if isinstance(exc, BpmTransferError) or not isinstance(exc, Exception):
+                raise
+            reason = str(exc) if isinstance(exc, BpmError) else f"{type(exc).__name__}: {exc}"
+            raise BpmTransferError(
+                f"{self.what}: download broke off after {self.received} bytes: {reason}"
+            ) from exc
+        if expected_size is not None and self.received != expected_size:
+            raise BpmTransferError(
+                f"{self.what}: received {self.received} bytes but the server announced {expected_size}; "
+                "the download was cut short"
+            )
+
     def finish(self, *, process_id: str | None, file_name: str | None, relative_path: str) -> WrittenFile:
         """Publish the checked bytes (or keep an identical file already there)."""
         sha256 = self._digest.hexdigest()
@@ -329,6 +398,12 @@ class Download:
         if self._sink is not None:
             self._sink.abort()
             self._sink = None
+
+    def _forget_sink(self) -> None:
+        """The destination failed mid-file: drop what it has; a next try opens it afresh."""
+        self.abort()
+        self.received = 0
+        self._digest = hashlib.sha256()
 
     def _guard(self, action: Callable[[], Any]) -> Any:
         """Run a destination-side action; its failures are transfer errors naming the target."""
@@ -389,6 +464,24 @@ class _ReadAhead:
             while True:
                 self._queue.get_nowait()
         self._thread.join(timeout=0.5)
+
+
+def _read_all(readinto: Callable[[memoryview], int], most: int) -> Iterator[bytes]:
+    """A small stream as one or a few byte strings, never more than ``most`` bytes in all."""
+    buffer = memoryview(bytearray(min(most, INLINE_BELOW)))
+    while most > 0:
+        filled = 0
+        while filled < len(buffer) and filled < most:
+            count = readinto(buffer[filled : min(len(buffer), most)])
+            if not count:
+                break
+            filled += count
+        if not filled:
+            return
+        most -= filled
+        yield bytes(buffer[:filled])
+        if filled < len(buffer):
+            return
 
 
 @dataclass(frozen=True)

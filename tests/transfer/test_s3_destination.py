@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import uuid
 
 import boto3
@@ -15,7 +17,7 @@ from moto.server import ThreadedMotoServer
 from airflow_bpm_provider.exceptions import BpmTransferError
 from airflow_bpm_provider.hooks.registry import get_bpm_hook
 from airflow_bpm_provider.transfer.export import export_process_files
-from airflow_bpm_provider.transfer.writer import write_file
+from airflow_bpm_provider.transfer.writer import Download, write_file
 
 BUCKET = "exports"
 
@@ -119,3 +121,60 @@ def test_export_to_s3_with_a_manifest(s3, bpm):
     assert body(client, f"{prefix}/{folder}/receipt.pdf") == b"%PDF-1.7 receipt"
     written = json.loads(body(client, f"{prefix}/manifest.json"))
     assert written["files"] == manifest
+
+
+def large_reader(data: bytes, *, break_after: int | None = None):
+    source = io.BytesIO(data)
+
+    def readinto(buffer: memoryview) -> int:
+        if break_after is not None and source.tell() >= break_after:
+            raise ConnectionResetError("reset by peer")
+        return source.readinto(buffer[:200_000])
+
+    return readinto
+
+
+def test_a_large_file_goes_up_in_parts_and_lands_whole(s3):
+    conn_id, client = s3
+    prefix = f"run-{uuid.uuid4().hex[:6]}/"
+    data = os.urandom(12 * 1024 * 1024 + 123)
+    target = ObjectStoragePath(f"s3://{BUCKET}/{prefix}", conn_id=conn_id) / "big.bin"
+    download = Download(target, what="big.bin")
+    download.pump(large_reader(data), expected_size=len(data))
+    assert keys(client, prefix) == []  # nothing visible before the upload completes
+    entry = download.finish(process_id="1", file_name="big.bin", relative_path="big.bin")
+    assert entry.status == "written"
+    assert entry.sha256 == hashlib.sha256(data).hexdigest()
+    assert body(client, f"{prefix}big.bin") == data
+    etag = client.head_object(Bucket=BUCKET, Key=f"{prefix}big.bin")["ETag"]
+    assert etag.strip('"').endswith("-3")  # three parts of 5, 5 and 2 MiB
+    assert not client.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
+
+
+def test_a_large_download_that_breaks_leaves_no_object_and_no_open_upload(s3):
+    conn_id, client = s3
+    prefix = f"run-{uuid.uuid4().hex[:6]}/"
+    data = os.urandom(16 * 1024 * 1024)
+    target = ObjectStoragePath(f"s3://{BUCKET}/{prefix}", conn_id=conn_id) / "big.bin"
+    download = Download(target, what="big.bin")
+    with pytest.raises(BpmTransferError, match="broke off"):
+        download.pump(large_reader(data, break_after=11 * 1024 * 1024), expected_size=len(data))
+    download.abort()
+    assert keys(client, prefix) == []
+    uploads = client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+    assert [u for u in uploads if u["Key"].startswith(prefix)] == []
+
+
+def test_a_resumed_large_download_continues_the_same_upload(s3):
+    conn_id, client = s3
+    prefix = f"run-{uuid.uuid4().hex[:6]}/"
+    data = os.urandom(13 * 1024 * 1024 + 5)
+    target = ObjectStoragePath(f"s3://{BUCKET}/{prefix}", conn_id=conn_id) / "big.bin"
+    download = Download(target, what="big.bin")
+    with pytest.raises(BpmTransferError, match="broke off"):
+        download.pump(large_reader(data, break_after=7 * 1024 * 1024), expected_size=len(data))
+    assert download.received == 5 * 1024 * 1024  # one whole part went up; the rest comes again
+    download.pump(large_reader(data[download.received :]), expected_size=len(data))
+    entry = download.finish(process_id="1", file_name="big.bin", relative_path="big.bin")
+    assert entry.sha256 == hashlib.sha256(data).hexdigest()
+    assert body(client, f"{prefix}big.bin") == data
