@@ -114,9 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the emulator until interrupted")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument(
-        "--port", type=_port, default=8765, help="port (default 8765; 0 = any free)"
-    )
+    serve.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 = any free)")
     serve.add_argument("--seed", choices=("demo", "none"), default="demo", help="data to start with")
     serve.add_argument(
         "--system",
