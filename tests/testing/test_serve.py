@@ -115,7 +115,13 @@ def test_system_chooses_what_is_seeded_and_printed(monkeypatch):
 
 def test_system_is_repeatable_and_knows_each_products_name():
     with serve("--port", "0", "--system", "DataSpider", "--system", "flowable") as served:
-        assert set(served.connections) == {"questetra_demo", "dataspider_demo", "activiti_demo"}
+        assert set(served.connections) == {
+            "questetra_demo",
+            "dataspider_demo",
+            "activiti_demo",
+            "flowable_demo",
+            "activiti_rest_demo",
+        }
         assert served.connections["dataspider_demo"]["host"] == f"{served.url}/userweb"
 
 
