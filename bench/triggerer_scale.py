@@ -1,8 +1,8 @@
 """1,000 deferred waits per connection at the default poll interval, over https, in one triggerer-style loop.
 
 For each connection type (Questetra, Bonita, Flowable, yuuvis) two runners wait on 1,000 processes
-each, one design after the other (the shared design for every system at once, then the anchor
-two systems at a time):
+each, one design after the other (the shared design for every system at once, then the anchors,
+also at once: about five minutes in all):
 
 - ``shared`` (this project): the real ``BpmProcessStateTrigger`` as it ships: the triggers of one
   connection share one hook (client, session) and their polls are batched;
@@ -15,9 +15,13 @@ keep-alive 75 s, nginx's default) counts at the server every request, login and 
 one runner per (system, design) runs its 1,000 triggers concurrently in one asyncio loop, all with
 the trigger's default poll interval; they arrive spread over the first interval, as tasks defer.
 CPU (user + system, whole runner process, % of one core) and RSS (whole process) are measured
-over ``ROUNDS`` intervals after start-up, one figure per interval; the table prints medians with
-min-max over those intervals. Then every process is completed and every wait must report
-``success``.
+over ``ROUNDS`` intervals after start-up (``ANCHOR_ROUNDS`` for the anchor), one figure per
+interval; the table prints medians with min-max over those intervals. Then every process is
+completed and every wait must report ``success``; "finish" is the seconds and requests from
+completing the processes to the last event (batched reads of the ended processes keep it to a
+few requests). A runner that stops reporting (its event loop blocked) is killed and shown as
+stalled: the Bonita anchor can, since each of its 1,000 logins hands Airflow's secrets masker two
+new secrets and the masker recompiles one regex of all of them each time, on the event loop.
 
 Targets (shared design, each system): CPU <= 2 % of one core, RSS <= 200 MB, at most one login
 per connection, <= 10 requests per interval. Exits 1 when one is missed.
