@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException
 
-from airflow_bpm_provider.models import ProcessInstance, ProcessState
+if TYPE_CHECKING:
+    from airflow_bpm_provider.models import ProcessInstance
 
 # The trigger reports a timeout itself at its deadline (a poll already under way may run
 # DEADLINE_GRACE seconds longer). Airflow's own deferral timeout comes this much later, so it
@@ -81,6 +82,8 @@ def event_part(event: Mapping[str, Any], key: str, *, task_id: str) -> dict[str,
 
 def instance_in(event: Mapping[str, Any], *, task_id: str) -> ProcessInstance:
     """The :class:`ProcessInstance` a trigger sent as ``instance.to_dict()`` (``raw`` is not sent)."""
+    from airflow_bpm_provider.models import ProcessInstance, ProcessState
+
     data = event_part(event, "instance", task_id=task_id)
 
     def when(value: Any) -> datetime | None:

@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from airflow_bpm_provider.states import ENDED_STATES, ProcessState
 
-class ProcessState(enum.StrEnum):
-    RUNNING = "RUNNING"
-    SUSPENDED = "SUSPENDED"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def ended(self) -> bool:
-        return self in ENDED_STATES
-
-    @classmethod
-    def parse(cls, value: str | ProcessState) -> ProcessState:
-        """Accept ``"completed"``, ``"COMPLETED"`` or the enum itself; name the valid values otherwise."""
-        if isinstance(value, ProcessState):
-            return value
-        try:
-            return cls(str(value).strip().upper())
-        except ValueError:
-            valid = ", ".join(state.value for state in cls)
-            raise ValueError(f"unknown process state {value!r}; expected one of: {valid}") from None
-
-
-ENDED_STATES = frozenset({ProcessState.COMPLETED, ProcessState.FAILED, ProcessState.CANCELLED})
+__all__ = ["ENDED_STATES", "ProcessFile", "ProcessInstance", "ProcessState", "Task"]
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from airflow_bpm_provider.models import ProcessInstance, ProcessState
+from airflow_bpm_provider.states import ProcessState
+
+if TYPE_CHECKING:
+    from airflow_bpm_provider.models import ProcessInstance
 
 
 class Verdict(Enum):

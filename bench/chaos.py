@@ -880,7 +880,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     print(format_report(report), flush=True)
-    return 1 if report.problems() else 0
+    problems = report.problems()
+    runs, first = report.export_first_try()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _summary import record
+
+    record(
+        "chaos",
+        f"fault campaign at rate {args.rate}: no bad figure, >= {SUCCESS_PER_TRY:.0%} export runs first try",
+        f"{len(problems)} problem(s); exports first try {first}/{runs}",
+        not problems,
+    )
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

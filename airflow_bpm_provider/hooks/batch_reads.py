@@ -6,10 +6,12 @@ leave any out: the caller reads those one by one, so the vendor's own "not found
 the one wait concerned.
 
 Where the API reads by id (Activiti/Flowable), ids go in chunks. Where it can only list (Questetra,
-Bonita, yuuvis), the running instances of each definition are listed: a waited process missing
-from those lists has ended (or is gone) and is read on its own, which its final event needs
-anyway (a listing may carry less than a single read). All listings of one batch together never
-cost more requests than reading the processes one by one would.
+Bonita, yuuvis), the running instances of each definition are listed, then its ended ones, the
+latest first (Questetra by end time, Bonita's archive, yuuvis's completed processes newest first):
+processes that ended since the last poll are there, so a tick in which many waits end costs a
+few requests, not one per wait. A waited process in neither list (gone, or on another
+definition) is read on its own. All listings of one batch together never cost more requests
+than reading the processes one by one would.
 
 Task waits work the same way (``_poll_tasks_flow``): no API filters tasks by a list of process
 ids, so the open tasks of each waited definition are listed; a process whose definition was

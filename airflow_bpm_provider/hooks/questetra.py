@@ -518,24 +518,33 @@ class QuestetraHook(AnswerChecks, BpmHook):
     def _poll_processes_flow(
         self, ids: Sequence[str], definitions: Sequence[str]
     ) -> Flow[dict[str, ProcessInstance]]:
-        """The running ones among many processes: the criteria XML has no process id (seed 003), so
-        ``ProcessInstance/list`` lists the STARTED processes of each app in ``definitions``, 1,000
-        a page. Processes not listed (ended, or on another app) are left out, for the caller to
-        ``view`` one by one."""
+        """Many processes: the criteria XML has no process id (seed 003), so ``ProcessInstance/list``
+        lists the STARTED processes of each app in ``definitions``, 1,000 a page, then the ENDED
+        and FAILED ones, the latest ended first (``processInstanceEndDatetime`` DESC), where the
+        processes that ended since the last poll are. Processes not listed (on another app, or
+        ended long ago) are left out, for the caller to ``view`` one by one."""
         from airflow_bpm_provider.hooks.batch_reads import LISTING_PAGE, worth_another_page
 
         found: dict[str, ProcessInstance] = {}
         missing, pages = set(ids), 0
-        for model in definitions:
+        listings = [
+            (model, states, sort, direction)
+            for states, sort, direction in (
+                (("STARTED",), "processInstanceStartDatetime", "ASC"),
+                (("ENDED", "FAILED"), "processInstanceEndDatetime", "DESC"),
+            )
+            for model in definitions
+        ]
+        for model, states, sort, direction in listings:
             criteria = (
                 "<process-instance-criteria>"
                 f"<process-model-info-id>{self._numeric(model, 'app id')}</process-model-info-id>"
-                "<states><state>STARTED</state></states>"
-                "<sort-property>processInstanceStartDatetime</sort-property><sort-direction>ASC</sort-direction>"
+                f"<states>{''.join(f'<state>{state}</state>' for state in states)}</states>"
+                f"<sort-property>{sort}</sort-property><sort-direction>{direction}</sort-direction>"
                 "</process-instance-criteria>"
             )
             offset, guard = 0, PageGuard()
-            while worth_another_page(pages, len(missing)):
+            while missing and worth_another_page(pages, len(missing)):
                 request = self._search(PROCESS_LIST, criteria)(offset, LISTING_PAGE)
                 items, count = self._page(request, (yield request), "processInstances", guard)
                 pages += 1

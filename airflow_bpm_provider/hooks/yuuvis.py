@@ -302,19 +302,23 @@ class YuuvisBpmHook(AnswerChecks, BpmHook):
     def _poll_processes_flow(
         self, ids: Sequence[str], definitions: Sequence[str]
     ) -> Flow[dict[str, ProcessInstance]]:
-        """The running ones among many processes: ``GET processes`` has no id filter (seed 002), so
-        the running processes of each definition key in ``definitions`` are listed
-        (``processDefinitionKey``, ``isCompleted=false``). Processes not listed (completed, or of
-        another definition) are left out, for the caller to read one by one."""
+        """Many processes: ``GET processes`` has no id filter (seed 002), so the running processes
+        of each definition key in ``definitions`` are listed (``processDefinitionKey``,
+        ``isCompleted=false``), then its completed ones, newest first (``sort=desc``), where the
+        processes just completed are. Processes not listed (of another definition, or completed
+        long ago) are left out, for the caller to read one by one."""
         from airflow_bpm_provider.hooks.batch_reads import LISTING_PAGE, worth_another_page
 
         found: dict[str, ProcessInstance] = {}
         missing, pages = set(ids), 0
         listing = Request("GET", f"{API}/processes")
-        for key in definitions:
-            params = {"processDefinitionKey": key, "isCompleted": False}
+        running = [{"processDefinitionKey": key, "isCompleted": False} for key in definitions]
+        newest_completed = [
+            {"processDefinitionKey": key, "isCompleted": True, "sort": "desc"} for key in definitions
+        ]
+        for params in running + newest_completed:
             page, more = 0, True
-            while more and worth_another_page(pages, len(missing)):
+            while more and missing and worth_another_page(pages, len(missing)):
                 objects, more = yield from self._page_flow(listing.path, params, page, LISTING_PAGE)
                 page, pages = page + 1, pages + 1
                 more = more and bool(objects)

@@ -7,14 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_bpm_provider.transfer.fetch import DEFAULT_RETRIES
-from airflow_bpm_provider.transfer.naming import DEFAULT_LAYOUT, Layout
 from airflow_bpm_provider.transfer.workers import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
 
     from airflow_bpm_provider.hooks.base import BpmHook
+
+# The export's own defaults (transfer.naming.DEFAULT_LAYOUT, transfer.fetch.DEFAULT_RETRIES; kept
+# equal by tests/test_import_weight.py). Not imported from there: those modules bring the naming,
+# download and write machinery, which a DAG file should not pay for at every parse.
+DEFAULT_LAYOUT = "{process_id}_{definition_name}_({title})/{file_name}"
+DEFAULT_FILE_RETRIES = 3
 
 
 class BpmDownloadProcessFilesOperator(BaseOperator):
@@ -131,7 +135,7 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
         layout: str = DEFAULT_LAYOUT,
         manifest_name: str | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
-        file_retries: int = DEFAULT_RETRIES,
+        file_retries: int = DEFAULT_FILE_RETRIES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -139,6 +143,8 @@ class BpmDownloadProcessFilesOperator(BaseOperator):
             raise ValueError("give either process_instance_ids or query/filters, not both")
         if process_instance_ids is None and query is None and not filters:
             raise ValueError("select the processes with process_instance_ids, query or filters")
+        from airflow_bpm_provider.transfer.naming import Layout
+
         Layout.parse(layout)  # unknown placeholders fail when the DAG is parsed, not at 3 a.m.
         if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
             raise ValueError(f"max_concurrency must be a whole number >= 1, got {max_concurrency!r}")

@@ -47,13 +47,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_bpm_provider.exceptions import BpmConfigError
-from airflow_bpm_provider.models import ENDED_STATES, ProcessInstance, ProcessState
+from airflow_bpm_provider.states import ENDED_STATES, ProcessState
 from airflow_bpm_provider.triggers.polling import TRANSIENT_ERRORS
 
 if TYPE_CHECKING:
     from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
     from airflow_bpm_provider.hooks.base import BpmHook
+    from airflow_bpm_provider.models import ProcessInstance
 
 log = logging.getLogger(__name__)
 

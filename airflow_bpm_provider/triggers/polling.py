@@ -12,10 +12,10 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_bpm_provider.deferral import ERROR, FAILED, SUCCESS, TIMEOUT
 from airflow_bpm_provider.exceptions import BpmConnectionError, BpmError, BpmRateLimited, BpmServerError
-from airflow_bpm_provider.hooks.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from airflow_bpm_provider.hooks.base import BpmHook
+    from airflow_bpm_provider.hooks.retry import RetryPolicy
     from airflow_bpm_provider.models import ProcessInstance, Task
     from airflow_bpm_provider.triggers.shared_poll import SharedConnection
 
@@ -31,8 +31,24 @@ DEADLINE_GRACE = 30.0
 # Airflow's default [triggerer] on_kill_timeout; on_kill ends this much earlier to log its outcome.
 ON_KILL_TIMEOUT = 30.0
 ON_KILL_MARGIN = 5.0
-# A kill is a user waiting for the task to end: one quick retry, no long Retry-After waits.
-KILL_RETRY_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=1.0, max_retry_after=5.0)
+
+
+def kill_retry_policy() -> RetryPolicy:
+    """A kill is a user waiting for the task to end: one quick retry, no long Retry-After waits.
+
+    Built when needed: the retry module brings the HTTP layer, which a triggerer (or a DAG file
+    that imports this module) should not pay for until a trigger sends requests.
+    """
+    from airflow_bpm_provider.hooks.retry import RetryPolicy
+
+    return RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=1.0, max_retry_after=5.0)
+
+
+def __getattr__(name: str) -> Any:
+    # ``KILL_RETRY_POLICY`` was a module constant; it stays readable, built on first use.
+    if name == "KILL_RETRY_POLICY":
+        return kill_retry_policy()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -219,7 +235,7 @@ class BpmPollingTrigger(BaseTrigger):
     async def _cancel(self) -> None:
         from airflow_bpm_provider.hooks.registry import aget_bpm_hook
 
-        hook = await aget_bpm_hook(self.bpm_conn_id, retry_policy=KILL_RETRY_POLICY)
+        hook = await aget_bpm_hook(self.bpm_conn_id, retry_policy=kill_retry_policy())
 
         def cancel() -> None:
             with hook:

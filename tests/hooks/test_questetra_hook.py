@@ -1602,6 +1602,34 @@ def test_batched_read_lists_the_running_processes_of_each_app(httpserver: HTTPSe
     assert list(found) == ["825"] and found["825"].state is ProcessState.RUNNING
 
 
+def test_batched_read_finds_the_processes_that_ended_among_the_latest_ended(httpserver: HTTPServer):
+    # Seed 003: states/state ENDED (ended normally) and FAILED (ended abnormally or stopped);
+    # sort-property processInstanceEndDatetime, sort-direction DESC: the latest ended first.
+    httpserver.expect_ordered_request("/API/OR/ProcessInstance/list", method="POST").respond_with_json(
+        {"count": 1, "processInstances": [process_entry(825)]}
+    )
+    httpserver.expect_ordered_request("/API/OR/ProcessInstance/list", method="POST").respond_with_json(
+        {"count": 3, "processInstances": [process_entry(827, "FAILED"), process_entry(826, "ENDED")]}
+    )
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_processes_flow(["825", "826", "827"], ["9"]))
+    httpserver.check_assertions()
+    running, ended = seen(httpserver)
+    assert [state.text for state in criteria_of(running).findall("states/state")] == ["STARTED"]
+    root = criteria_of(ended)
+    assert root.findtext("process-model-info-id") == "9"
+    assert [state.text for state in root.findall("states/state")] == ["ENDED", "FAILED"]
+    assert root.findtext("sort-property") == "processInstanceEndDatetime"
+    assert root.findtext("sort-direction") == "DESC"
+    assert form(ended)["start"] == ["0"] and form(ended)["limit"] == ["1000"]
+    assert {pid: i.state for pid, i in found.items()} == {
+        "825": ProcessState.RUNNING,
+        "826": ProcessState.COMPLETED,
+        "827": ProcessState.FAILED,
+    }
+    assert found["826"].ended_at is not None
+
+
 def test_batched_read_stops_listing_when_single_reads_would_be_cheaper(httpserver: HTTPServer):
     for first in (1, 1001):  # two different full pages of 5,000 (a repeated page is refused)
         full = {"count": 5000, "processInstances": [process_entry(i) for i in range(first, first + 1000)]}

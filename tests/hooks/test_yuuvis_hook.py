@@ -1305,6 +1305,31 @@ def test_batched_read_lists_the_running_processes_of_each_definition(httpserver:
     assert found["p-2"].state is ProcessState.RUNNING
 
 
+def test_batched_read_finds_the_processes_just_completed_among_the_newest(httpserver: HTTPServer):
+    # Seed 002: isCompleted=true returns only completed processes; sort=desc (default asc).
+    httpserver.expect_ordered_request(f"{PROCESSES}", method="GET").respond_with_json(
+        page([process("p-1")], False)
+    )
+    done = {"endTime": "2021-11-01T13:00:00.000Z"}
+    httpserver.expect_ordered_request(f"{PROCESSES}", method="GET").respond_with_json(
+        page([process("p-3", **done), process("p-2", **done), process("p-0", **done)], False)
+    )
+    hook = make_hook(httpserver)
+    found = hook._run(hook._poll_processes_flow(["p-1", "p-2", "p-3"], ["twosteptest_proc"]))
+    httpserver.check_assertions()
+    _, completed = (r for r, _ in httpserver.log)
+    assert args(completed) == {
+        "processDefinitionKey": ["twosteptest_proc"],
+        "isCompleted": ["true"],
+        "sort": ["desc"],
+        "page": ["0"],
+        "size": ["1000"],
+    }
+    assert sorted(found) == ["p-1", "p-2", "p-3"]
+    assert found["p-1"].state is ProcessState.RUNNING
+    assert found["p-3"].ended and found["p-3"].ended_at is not None
+
+
 def test_batched_task_read_lists_each_definitions_tasks(httpserver: HTTPServer):
     # bpm-api-reference (yuuvis): GET tasks?processDefinitionKey=..&page&size, objects/hasMoreItems.
     httpserver.expect_request(TASKS, method="GET").respond_with_json(
