@@ -246,14 +246,17 @@ def test_the_quickstart_runs_when_triggered_without_a_logical_date(stack: Stack,
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__CORE__PARALLELISM": "8",
+            # The copied airflow.cfg names the migrated home's log folder; keep this run's own.
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         },
     )
     for store in stack.stores.values():
         store.empty()
     dag_ids = [f"approval_{conn_id}" for conn_id in SYSTEMS]
-    # Each process ends a few seconds after "Approve" is completed, so every `wait_for_end` finds it
+    # Each process ends some seconds after "Approve" is completed, so every `wait_for_end` finds it
     # still running at its first check, defers, and is resumed by the triggerer process.
-    stack.engine.advance_after = 3
+    # (15 s: more than the scheduler takes to queue the next task on a loaded machine.)
+    stack.engine.advance_after = 15
     with AirflowServices(env, log_dir=tmp_path / "logs") as services:
         services.start("api-server", "dag-processor", "scheduler", "triggerer")
         try:
