@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -33,7 +32,7 @@ import boto3
 import pytest
 
 from airflow_bpm_provider.testing import Emulator
-from airflow_bpm_provider.testing.airflow_services import AirflowServices, free_port, wait_for
+from airflow_bpm_provider.testing.airflow_services import AirflowServices, api_server_env, free_port, wait_for
 from airflow_bpm_provider.testing.dag_runner import airflow_env, migrate
 from airflow_bpm_provider.testing.demo_quickstart import PROCESS, QUESTETRA_KEY, RECEIPT, RECEIPT_NAME
 from airflow_bpm_provider.testing.demo_systems import all_connections, seed_all
@@ -239,12 +238,7 @@ def test_the_quickstart_runs_when_triggered_without_a_logical_date(stack: Stack,
         stack,
         home,
         {
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+            **api_server_env(port),
             "AIRFLOW__CORE__PARALLELISM": "8",
             # The copied airflow.cfg names the migrated home's log folder; keep this run's own.
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),

@@ -196,6 +196,24 @@ class AirflowServices:
         return {key: json.loads(value) for key, value in rows}
 
 
+def api_server_env(port: int) -> dict[str, str]:
+    """Settings for one api-server on 127.0.0.1:``port`` that the workers' task runners reach.
+
+    One worker on a SQLite DB shared by four processes answers slowly at times, hence the long
+    execution API timeout; the JWT secret is fresh per run.
+    """
+    import secrets
+
+    return {
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -7,14 +7,13 @@ dag-processor, scheduler, triggerer) on 127.0.0.1 for a bounded time, instead of
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from airflow_bpm_provider.operators.files import destination_uri
-from airflow_bpm_provider.testing.airflow_services import AirflowServices, free_port, wait_for
+from airflow_bpm_provider.testing.airflow_services import AirflowServices, api_server_env, free_port, wait_for
 from airflow_bpm_provider.testing.engine import COMPLETED, Engine
 
 DAG_ID = "bpm_events_export"
@@ -45,13 +44,7 @@ def run_events_demo(
     port = free_port()
     env = {
         **env,
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        # One api-server worker on a SQLite DB shared by four processes answers slowly at times.
-        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+        **api_server_env(port),
         "BPM_EVENTS_DESTINATION": str(output / "events"),
         "BPM_EVENTS_POLL_INTERVAL": "2",
     }
