@@ -560,6 +560,11 @@ class BpmHook(BaseHook, abc.ABC):
     def _get_process_flow(self, instance_id: str) -> Flow[ProcessInstance]:
         """The process, also after it ended (fall back to history/archive where the vendor needs it)."""
 
+    def fill_business_key(self, instance: ProcessInstance) -> ProcessInstance:
+        """``instance`` (from a listing) with its business key, where a listing leaves the key out
+        and reading it costs another request (Bonita's key variable); the others return it as is."""
+        return instance
+
     def _get_state_flow(self, instance_id: str) -> Flow[ProcessInstance]:
         """The process as a wait needs it (its state). Hooks whose business key costs another
         request (Bonita's key variable) leave the key out here; the others read the same."""

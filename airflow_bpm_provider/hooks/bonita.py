@@ -716,6 +716,14 @@ class BonitaHook(AnswerChecks, BonitaDataMixin, BpmHook):
             return self._key_from_index(instance)
         return (yield from self._business_key_flow(instance, archived=True))
 
+    def fill_business_key(self, instance: ProcessInstance) -> ProcessInstance:
+        """A listed case with its key: from the search index (no request), else one read of the
+        key variable (``archivedCaseVariable`` for an archived case, known by its sourceObjectId)."""
+        if instance.business_key not in (None, "") or not self.business_key_variable:
+            return instance
+        archived = "sourceObjectId" in instance.raw
+        return self._run(self._business_key_flow(instance, archived=archived))
+
     def _key_from_index(self, instance: ProcessInstance) -> ProcessInstance:
         index = self.business_key_search_index if self.business_key_variable else None
         value = instance.raw.get(f"searchIndex{index}Value") if index is not None else None

@@ -97,7 +97,8 @@ def select_processes(
         search = dict(filters or {})
         if query is not None:
             search["query"] = query
-        instances = hook.find_processes(**search)
+        # A listing may leave out the business key the layout's title falls back to (Bonita).
+        instances = (hook.fill_business_key(found) for found in hook.find_processes(**search))
     seen: set[str] = set()
     for instance in instances:
         if instance.id not in seen:

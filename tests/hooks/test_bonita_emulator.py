@@ -137,6 +137,25 @@ def test_get_process_has_the_business_key_so_the_export_title_falls_back_to_it(e
     assert hook.get_process(instance.id).business_key == "K-77"  # archivedCaseVariable
 
 
+def test_an_export_by_filters_gets_the_business_key_live_and_archived(emu, hook):
+    # A case listing carries no business key: the export reads each listed case's key variable
+    # (caseVariable, archivedCaseVariable once ended) so {title} falls back to it, as by id.
+    from airflow_bpm_provider.transfer.export import layout_values, select_processes
+
+    live = hook.start_process(
+        EXPENSE, variables={"employee": "Q", "amount": 3, "itemCount": 1}, business_key="Q-LIVE"
+    )
+    ended = hook.start_process(
+        EXPENSE, variables={"employee": "R", "amount": 4, "itemCount": 1}, business_key="Q-ENDED"
+    )
+    emu.engine.end(emu.engine.instance(ended.id), "COMPLETED")
+    listed = {p.id: p for p in hook.find_processes(definition=EXPENSE)}
+    assert listed[live.id].business_key is None  # what the listing alone gives
+    selected = {p.id: p for p in select_processes(hook, filters={"definition": EXPENSE})}
+    assert (selected[live.id].business_key, selected[ended.id].business_key) == ("Q-LIVE", "Q-ENDED")
+    assert layout_values(selected[ended.id], ProcessFile("a.txt", 1, None, ended.id))["title"] == "Q-ENDED"
+
+
 def test_a_search_index_finds_the_business_key_in_two_searches(emu, monkeypatch):
     state_for(emu.engine).search_indexes = {3: "businessKey"}
     connection = bonita_demo_connection(emu.url)
