@@ -8,7 +8,6 @@ those messages from dicts, so the task SDK's own serialisation and lookup code r
 from __future__ import annotations
 
 import contextvars
-import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 from airflow.sdk.bases.operator import ExecutorSafeguard
 from airflow.sdk.execution_time import comms, task_runner
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+from airflow_bpm_provider.testing import task_tries
 
 
 class InMemorySupervisor:
@@ -59,18 +60,8 @@ def install(monkeypatch: Any) -> InMemorySupervisor:
 def task_instance(
     operator: Any, *, try_number: int = 1, run_id: str = "manual__2024-05-01"
 ) -> RuntimeTaskInstance:
-    dag_id = operator.dag_id if operator.has_dag() else "adhoc"
-    return RuntimeTaskInstance.model_construct(
-        id=uuid.uuid4(),
-        task_id=operator.task_id,
-        dag_id=dag_id,
-        run_id=run_id,
-        try_number=try_number,
-        map_index=-1,
-        dag_version_id=uuid.uuid4(),
-        task=operator,
-        start_date=datetime.now(UTC),
-        max_tries=operator.retries + try_number,
+    return task_tries.task_instance(
+        operator, run_id=run_id, try_number=try_number, max_tries=operator.retries + try_number
     )
 
 

@@ -77,26 +77,32 @@ def restore(previous: Any) -> None:
         task_runner.SUPERVISOR_COMMS = previous
 
 
-def context_for(
-    supervisor: LocalSupervisor, operator: Any, *, run_id: str, try_number: int, **extra: Any
-) -> dict[str, Any]:
-    """A fresh task instance (a new id per try, as Airflow gives) and the context a try gets."""
-    from airflow.sdk.execution_time.context import TaskStateStoreAccessor
+def task_instance(operator: Any, *, run_id: str, try_number: int, max_tries: int) -> Any:
+    """A RuntimeTaskInstance of ``operator`` as the task runner builds one: a new id per try."""
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-    dag_id = operator.dag_id if operator.has_dag() else "adhoc"
-    ti = RuntimeTaskInstance.model_construct(
+    return RuntimeTaskInstance.model_construct(
         id=uuid.uuid4(),
         task_id=operator.task_id,
-        dag_id=dag_id,
+        dag_id=operator.dag_id if operator.has_dag() else "adhoc",
         run_id=run_id,
         try_number=try_number,
         map_index=-1,
         dag_version_id=uuid.uuid4(),
         task=operator,
         start_date=datetime.now(UTC),
-        max_tries=operator.retries + 1,
+        max_tries=max_tries,
     )
+
+
+def context_for(
+    supervisor: LocalSupervisor, operator: Any, *, run_id: str, try_number: int, **extra: Any
+) -> dict[str, Any]:
+    """A fresh task instance (a new id per try, as Airflow gives) and the context a try gets."""
+    from airflow.sdk.execution_time.context import TaskStateStoreAccessor
+
+    ti = task_instance(operator, run_id=run_id, try_number=try_number, max_tries=operator.retries + 1)
+    dag_id = ti.dag_id
     scope: Scope = (dag_id, run_id, operator.task_id, -1)
     supervisor.scopes[ti.id] = scope
     context: dict[str, Any] = {
